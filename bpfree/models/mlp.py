@@ -1,0 +1,102 @@
+"""The fully connected network of the PEPITA paper, of any depth."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "identity": nn.Identity,
+}
+
+
+def he_uniform_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``weight`` (out, in, ...) from U[-√(6/fan_in), √(6/fan_in)] (He et al. 2015)."""
+    fan_in = weight[0].numel()
+    bound = math.sqrt(6.0 / fan_in)
+    with torch.no_grad():
+        return weight.uniform_(-bound, bound, generator=generator)
+
+
+class MLP(nn.Module):
+    """A stack of ``nn.Linear`` layers: ``len(sizes) - 1`` of them, the last one giving logits.
+
+    Each hidden layer is a block ``Linear -> activation -> Dropout``; the output layer is a bare
+    ``Linear`` (its logits go to a softmax or sigmoid inside the learning rule's loss). Inputs of
+    any shape are flattened to ``(batch, sizes[0])``. Weights are He-uniform, as in the PEPITA
+    paper (ICML 2022, Table 2); biases, when enabled, start at zero.
+
+    Args:
+        sizes: layer widths, input first and number of classes last, e.g. ``(784, 1024, 10)``.
+        activation: hidden non-linearity, one of ``relu``, ``tanh``, ``sigmoid``, ``identity``.
+        dropout: drop probability after each hidden layer.
+        bias: whether the linear layers have biases (the papers use none).
+        generator: random source of the initial weights (default: torch's global one).
+
+    Example:
+        >>> model = MLP((784, 1024, 10), dropout=0.1)
+        >>> model(torch.zeros(64, 1, 28, 28)).shape
+        torch.Size([64, 10])
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        bias: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or any(s < 1 for s in sizes):
+            raise ValueError(f"sizes must hold at least two positive widths, got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        self.sizes = sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(n_in, n_out, bias=bias), ACTIVATIONS[activation](), nn.Dropout(dropout)
+            )
+            for n_in, n_out in itertools.pairwise(sizes[:-1])
+        )
+        self.head = nn.Linear(sizes[-2], sizes[-1], bias=bias)
+        for layer in self.linears:
+            he_uniform_(layer.weight, generator)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        """The linear layers, input side first."""
+        return [block[0] for block in self.blocks] + [self.head]
+
+    def flatten(self, x: torch.Tensor) -> torch.Tensor:
+        """Reshape ``x`` to ``(batch, sizes[0])``, or say why it can't be."""
+        if x.dim() < 2 or x[0].numel() != self.sizes[0]:
+            raise ValueError(
+                f"MLP expects inputs of {self.sizes[0]} features per sample (any shape that "
+                f"flattens to it), got a batch of shape {tuple(x.shape)}"
+            )
+        return x.reshape(x.shape[0], self.sizes[0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.flatten(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}"

@@ -1,0 +1,27 @@
+"""Learning rules: each writes ``.grad`` of the model's parameters; an optimizer applies it.
+
+>>> rule = bpfree.rules.build("pepita", model)
+>>> result = rule.step(x, y)   # result.loss, result.output
+>>> optimizer.step()
+"""
+
+from bpfree.rules.base import Rule, StepResult
+from bpfree.rules.bp import BP
+from bpfree.rules.feedback import FA
+from bpfree.rules.forward_only import PEPITA
+from bpfree.rules.projection import DFA, DRTP
+from bpfree.rules.registry import RULES, build, get_rule, rule_options
+
+__all__ = [
+    "BP",
+    "DFA",
+    "DRTP",
+    "FA",
+    "PEPITA",
+    "RULES",
+    "Rule",
+    "StepResult",
+    "build",
+    "get_rule",
+    "rule_options",
+]

@@ -1,0 +1,40 @@
+"""Backpropagation: the reference every other rule is measured against."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bpfree.rules.base import Rule, StepResult, clear_grads
+from bpfree.rules.registry import register
+
+
+@register
+class BP(Rule):
+    """Backpropagation of the softmax cross-entropy loss through the whole graph (autograd).
+
+    Update: ∂L/∂W_l of L = −(1/n) Σ log softmax(z)_y, exactly as ``loss.backward()`` gives it.
+
+    Args:
+        model: any ``nn.Module`` returning logits (n, c).
+        num_classes: c; inferred from the model's last ``nn.Linear`` when omitted.
+
+    Example:
+        >>> model = MLP((784, 1024, 10))
+        >>> rule, opt = BP(model), torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> rule.step(x, y); opt.step()
+    """
+
+    name = "bp"
+
+    def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
+        super().__init__(model, num_classes=num_classes)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        self.check_labels(x, y)
+        clear_grads(self.model)
+        output = self.model(x)
+        loss = F.cross_entropy(output, y)
+        loss.backward()
+        return StepResult(loss.item(), output.detach())

@@ -1,0 +1,59 @@
+"""Direct feedback alignment: the output error projected straight to every hidden layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bpfree.rules.projection.mechanism import ProjectionRule
+from bpfree.rules.registry import register
+
+
+@register
+class DFA(ProjectionRule):
+    """Direct feedback alignment (Nøkland 2016): δ_l = (B_l e) ⊙ σ′(a_l).
+
+    Symbols: e = softmax(a_L) − t the output error (n, c), B_l a fixed random (k_l, c) matrix per
+    injection point, σ′(a_l) the derivative of the point's block, taken exactly by autograd.
+
+    Update (GrAPE paper eq. 2):
+        δ_L = e,   δ_l = (B_l e) ⊙ σ′(a_l),   ΔW_l = δ_l h_{l−1}ᵀ   (averaged over the batch)
+    The output block is trained by the exact gradient of the softmax cross-entropy.
+
+    Args:
+        model: an ``nn.Module`` with ``blocks`` (e.g. ``MLP``), or any model with ``points``.
+        points: modules (or their names) at whose outputs B_l e is injected; default
+            ``model.blocks``.
+        seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
+
+    Example:
+        >>> rule = DFA(MLP((784, 1024, 10)))
+        >>> rule.step(x, y); opt.step()
+
+    Reference: Nøkland, "Direct Feedback Alignment Provides Learning in Deep Neural Networks",
+    NeurIPS 2016.
+    """
+
+    name = "dfa"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        points: Sequence[str | nn.Module] | None = None,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, points=points, seed=seed, num_classes=num_classes)
+
+    def output_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, y)
+
+    def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        e = torch.softmax(output, dim=1)
+        e[torch.arange(y.shape[0], device=y.device), y] -= 1.0  # e = softmax(a_L) − t
+        return e.div_(y.shape[0])

@@ -1,0 +1,60 @@
+"""Direct random target projection: hidden layers learn from the target alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bpfree.rules.base import one_hot
+from bpfree.rules.projection.mechanism import ProjectionRule
+from bpfree.rules.registry import register
+
+
+@register
+class DRTP(ProjectionRule):
+    """Direct random target projection (Frenkel et al. 2021): δ_l = (B_l (−t)) ⊙ σ′(a_l).
+
+    Symbols: t the one-hot target (n, c), B_l a fixed random (k_l, c) matrix per injection point,
+    σ(a_L) the sigmoid output. The hidden updates never see the output error.
+
+    Update:
+        δ_L = σ(a_L) − t   (the exact gradient of the binary cross-entropy on sigmoid outputs)
+        δ_l = (B_l (−t)) ⊙ σ′(a_l),   ΔW_l = δ_l h_{l−1}ᵀ   (averaged over the batch)
+    As in the PEPITA paper's Table 1, use it with tanh hidden units (``MLP(activation="tanh")``).
+
+    Args:
+        model: an ``nn.Module`` with ``blocks`` (e.g. ``MLP``), or any model with ``points``.
+        points: modules (or their names) at whose outputs B_l (−t) is injected; default
+            ``model.blocks``.
+        seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
+
+    Example:
+        >>> rule = DRTP(MLP((784, 1024, 10), activation="tanh"))
+        >>> rule.step(x, y); opt.step()
+
+    Reference: Frenkel, Lefebvre, Bol, "Learning without feedback: Fixed random learning signals
+    allow for feedforward training of deep neural networks", Frontiers in Neuroscience, 2021.
+    """
+
+    name = "drtp"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        points: Sequence[str | nn.Module] | None = None,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, points=points, seed=seed, num_classes=num_classes)
+
+    def output_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        t = one_hot(y, self.num_classes, output.dtype)
+        return F.binary_cross_entropy_with_logits(output, t, reduction="sum") / y.shape[0]
+
+    def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return one_hot(y, self.num_classes, output.dtype).div_(-y.shape[0])  # −t, batch-averaged

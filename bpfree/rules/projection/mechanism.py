@@ -1,0 +1,139 @@
+"""The direct-projection family's mechanism: a signal from the output injected at marked points.
+
+The model is cut into blocks at its injection points. During the rule's forward pass each
+point's output is captured and the next block receives it detached, so no gradient crosses from
+one block to the one below. A single backward call then sends the output loss's exact gradient
+through the last block and the projected signal s B_lᵀ into each point, from where autograd runs
+exactly inside the point's block.
+
+Index letters: n batch, c classes, k features at an injection point.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from bpfree.rules.base import BufferList, Rule, StepResult, clear_grads
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_points(
+    model: nn.Module, points: Sequence[str | nn.Module] | None, rule_name: str
+) -> dict[str, nn.Module]:
+    """The injection points by name: the given modules or names, else the model's ``blocks``."""
+    names = {module: path for path, module in model.named_modules()}
+    modules = dict(model.named_modules())
+    if points is None:
+        blocks = getattr(model, "blocks", None)
+        if not isinstance(blocks, nn.ModuleList):
+            raise ValueError(
+                f"{rule_name} needs injection points: {type(model).__name__} has no 'blocks' "
+                "ModuleList, so pass points=[...] naming the modules at whose outputs the "
+                "projected error enters"
+            )
+        points = list(blocks)
+    resolved: dict[str, nn.Module] = {}
+    for point in points:
+        if isinstance(point, str):
+            if point not in modules:
+                raise ValueError(f"{rule_name}: the model has no module named {point!r}")
+            resolved[point] = modules[point]
+        elif point in names:
+            resolved[names[point]] = point
+        else:
+            raise ValueError(f"{rule_name}: injection point {point!r} is not a module of the model")
+    for path, module in resolved.items():
+        if not any(True for _ in module.parameters()):
+            raise ValueError(f"{rule_name}: injection point {path!r} has no parameters to train")
+    logger.info("%s injects at %d points: %s", rule_name, len(resolved), ", ".join(resolved))
+    return resolved
+
+
+def point_width(path: str, module: nn.Module) -> int:
+    """The number of features k at an injection point: the out_features of its last Linear."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"cannot tell the width of injection point {path!r}: it has no nn.Linear")
+    return linears[-1].out_features
+
+
+class ProjectionRule(Rule):
+    """A rule that projects a signal s (n, c) from the output to each point through B_l (k, c).
+
+    Subclasses say which signal is projected (``projected_signal``) and which loss trains the
+    output block (``output_loss``). ``points`` names each injection point.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        points: Sequence[str | nn.Module] | None = None,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, num_classes=num_classes)
+        resolved = resolve_points(model, points, type(self).__name__)
+        self.points: list[str] = list(resolved)
+        object.__setattr__(self, "point_modules", list(resolved.values()))
+        generator = torch.Generator().manual_seed(seed)
+        reference = next(model.parameters())
+        self.B = BufferList(
+            [
+                self.init_feedback(point_width(path, module), generator, reference.dtype).to(
+                    reference.device
+                )
+                for path, module in resolved.items()
+            ]
+        )
+
+    def init_feedback(self, width: int, generator: torch.Generator, dtype) -> torch.Tensor:
+        """B_l (k, c), uniform in ±√(6 / k): the scale of a He-uniform W_{l+1}ᵀ it stands for."""
+        bound = math.sqrt(6.0 / width)
+        return torch.empty(width, self.num_classes, dtype=dtype).uniform_(
+            -bound, bound, generator=generator
+        )
+
+    def output_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss whose exact gradient trains the last block."""
+        raise NotImplementedError
+
+    def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The signal s (n, c) sent to every point, already averaged over the batch."""
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        self.check_labels(x, y)
+        clear_grads(self.model)
+        captured: dict[int, torch.Tensor] = {}
+
+        def capture(index: int):
+            def hook(module, inputs, output):
+                captured[index] = output
+                return output.detach()
+
+            return hook
+
+        handles = [
+            module.register_forward_hook(capture(i)) for i, module in enumerate(self.point_modules)
+        ]
+        try:
+            output = self.model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if len(captured) != len(self.point_modules):
+            missing = [p for i, p in enumerate(self.points) if i not in captured]
+            raise RuntimeError(f"injection points never ran in the forward pass: {missing}")
+        loss = self.output_loss(output, y)
+        signal = self.projected_signal(output.detach(), y)
+        hidden = [captured[i] for i in range(len(self.point_modules))]
+        injected = [signal @ b.T for b in self.B]  # s B_lᵀ: 'nc,kc->nk'
+        torch.autograd.backward([loss, *hidden], [None, *injected])
+        return StepResult(loss.item(), output.detach())

@@ -1,0 +1,211 @@
+"""The training loop: a rule writes gradients, SGD applies them, each epoch is logged and saved."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bpfree.data import Batches, Dataset, load_dataset
+from bpfree.models import MLP
+from bpfree.rules import Rule, build
+from bpfree.training.config import ConfigError, TrainConfig
+from bpfree.training.plots import plot_curves
+from bpfree.training.run_folder import RunFolder
+
+logger = logging.getLogger(__name__)
+
+# Keys that may change when a run is resumed; any other difference is a different run.
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "data_dir", "out"})
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became non-finite; the message says where and which checkpoint was kept."""
+
+
+@dataclass
+class RunResult:
+    """A finished run: its folder, its per-epoch metrics, and the last test accuracy."""
+
+    folder: Path
+    metrics: list[dict[str, Any]]
+
+    @property
+    def test_acc(self) -> float:
+        return self.metrics[-1]["test_acc"]
+
+
+def default_run_folder(config: TrainConfig) -> Path:
+    """``runs/<dataset>-<rule>-<hidden>-seed<seed>``: the same run lands in the same folder."""
+    hidden = "x".join(map(str, config.hidden)) or "linear"
+    return Path("runs") / f"{config.dataset}-{config.rule}-{hidden}-seed{config.seed}"
+
+
+def build_model(config: TrainConfig, data: Dataset) -> MLP:
+    """The fully connected network of the config, seeded."""
+    generator = torch.Generator().manual_seed(config.seed)
+    sizes = (math.prod(data.input_shape), *config.hidden, data.num_classes)
+    return MLP(
+        sizes,
+        activation=config.activation,
+        dropout=config.dropout,
+        bias=config.bias,
+        generator=generator,
+    )
+
+
+def build_rule(config: TrainConfig, model: nn.Module) -> Rule:
+    """The config's rule on ``model``, seeded by the run's seed unless its options say otherwise."""
+    options = dict(config.rule_options)
+    from bpfree.rules import get_rule
+
+    if "seed" in inspect.signature(get_rule(config.rule).__init__).parameters:
+        options.setdefault("seed", config.seed)
+    try:
+        return build(config.rule, model, **options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"rule_options: {error}") from None
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Accuracy in percent of ``model`` on (x, y), in eval mode without autograd."""
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    with torch.no_grad():
+        for xb, yb in Batches(x, y, batch_size, shuffle=False):
+            correct += (model(xb).argmax(dim=1) == yb).sum()
+    return 100.0 * correct.item() / len(y)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train as ``config`` says, resuming from the run folder's checkpoint when there is one.
+
+    Each epoch appends a row to ``metrics.jsonl`` (``epoch``, ``train_loss``, ``train_acc``,
+    ``test_acc``, ``seconds``, ``lr``), replaces ``checkpoint.pt`` and redraws ``curves.png``.
+    A non-finite loss stops the run with ``TrainingDiverged``; the last epoch's checkpoint stays.
+    """
+    config = config.resolved()
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no CUDA device; use cpu")
+    data = load_dataset(config.dataset, config.data_dir, device=device)
+    folder = RunFolder(config.out or default_run_folder(config))
+    torch.manual_seed(config.seed)
+    model = build_model(config, data).to(device)
+    rule = build_rule(config, model).to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=config.decay_epochs, gamma=config.lr_decay
+    )
+    order = torch.Generator().manual_seed(config.seed)
+    batches = Batches(data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order)
+
+    metrics: list[dict[str, Any]] = []
+    checkpoint = folder.load_checkpoint(map_location=device)
+    if checkpoint is None:
+        folder.write_config(config.to_dict())
+        folder.write_metrics([])
+    else:
+        _check_resumable(checkpoint["config"], config, folder.path)
+        model.load_state_dict(checkpoint["model"])
+        rule.load_state_dict(checkpoint["rule"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        order.set_state(checkpoint["order_rng"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        metrics = [row for row in folder.read_metrics() if row["epoch"] <= checkpoint["epoch"]]
+        folder.write_config(config.to_dict())
+        folder.write_metrics(metrics)
+        logger.info("resuming %s after epoch %d", folder.path, checkpoint["epoch"])
+
+    for epoch in range(len(metrics) + 1, config.epochs + 1):
+        row = _train_epoch(rule, optimizer, batches, epoch, config.epochs, progress)
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        row["test_acc"] = evaluate(model, data.test_x, data.test_y)
+        metrics.append(row)
+        folder.write_metrics(metrics)
+        folder.save_checkpoint(
+            {
+                "epoch": epoch,
+                "config": config.to_dict(),
+                "model": model.state_dict(),
+                "rule": rule.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "order_rng": order.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            }
+        )
+        if on_epoch is not None:
+            on_epoch(row)
+    if metrics:
+        title = f"{config.rule} on {config.dataset}, hidden {config.hidden}, seed {config.seed}"
+        plot_curves(metrics, folder.curves, title)
+    return RunResult(folder.path, metrics)
+
+
+def _train_epoch(
+    rule: Rule,
+    optimizer: torch.optim.Optimizer,
+    batches: Batches,
+    epoch: int,
+    epochs: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """One pass over the training set; the row of metrics it produced (without test accuracy)."""
+    rule.model.train()
+    total_loss, seen = 0.0, 0
+    correct = torch.zeros((), dtype=torch.long, device=batches.y.device)
+    start = time.perf_counter()
+    bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
+    for step, (x, y) in enumerate(bar, start=1):
+        result = rule.step(x, y)
+        if not math.isfinite(result.loss):
+            bar.close()
+            raise TrainingDiverged(
+                f"the loss became {result.loss} at epoch {epoch}, step {step}: training stopped; "
+                f"the checkpoint of epoch {epoch - 1} is kept (lower the learning rate?)"
+            )
+        optimizer.step()
+        total_loss += result.loss * len(y)
+        seen += len(y)
+        correct += (result.output.argmax(dim=1) == y).sum()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+    bar.close()
+    return {
+        "epoch": epoch,
+        "train_loss": total_loss / seen,
+        "train_acc": 100.0 * correct.item() / seen,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    changed = sorted(
+        key
+        for key, value in config.to_dict().items()
+        if key not in RESUMABLE_CHANGES and saved.get(key) != value
+    )
+    if changed:
+        raise ConfigError(
+            f"{path} holds a run with different settings ({', '.join(changed)}); "
+            "pass --out with a new folder to start another run"
+        )

@@ -1,0 +1,156 @@
+"""Tiny datasets written in the published formats, and a local HTTP server to download them from."""
+
+import functools
+import gzip
+import http.server
+import pickle
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+_IDX_TYPE_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(">i2"): 0x0B,
+    np.dtype(">i4"): 0x0C,
+    np.dtype(">f4"): 0x0D,
+    np.dtype(">f8"): 0x0E,
+}
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """An array encoded as an IDX file: magic (0, 0, type code, ndim), big-endian dims, data."""
+    array = array.astype(array.dtype.newbyteorder(">"))
+    header = bytes([0, 0, _IDX_TYPE_CODES[array.dtype], array.ndim])
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return header + dims + array.tobytes()
+
+
+def _write_idx(path: Path, array: np.ndarray, *, gzipped: bool = False) -> Path:
+    """Write array as an IDX file at path, gzip-compressed when asked."""
+    data = _idx_bytes(array)
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    return path
+
+
+def _write_cifar_batch(
+    path: Path, images: np.ndarray, labels: list[int], *, label_key: bytes = b"labels"
+) -> Path:
+    """Write a CIFAR python batch: images (N, 3, 32, 32) uint8 flattened to (N, 3072)."""
+    batch = {
+        b"batch_label": b"tiny",
+        label_key: labels,
+        b"data": images.reshape(len(images), -1),
+        b"filenames": [b"x.png"] * len(images),
+    }
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+    return path
+
+
+def _random_images(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """n random uint8 images of shape, with 0 and 255 present so the [0, 1] range is exercised."""
+    images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    images.flat[0], images.flat[-1] = 0, 255
+    return images
+
+
+def _make_mnist(
+    folder: Path, *, gzipped: bool, n_train: int = 12, n_test: int = 5, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Fill folder with the four MNIST IDX files; return the arrays written, by file name."""
+    rng = np.random.default_rng(seed)
+    arrays = dict(
+        zip(
+            _IDX_FILES,
+            (
+                _random_images(rng, n_train, (28, 28)),
+                rng.integers(0, 10, n_train, dtype=np.uint8),
+                _random_images(rng, n_test, (28, 28)),
+                rng.integers(0, 10, n_test, dtype=np.uint8),
+            ),
+            strict=True,
+        )
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        _write_idx(folder / (f"{name}.gz" if gzipped else name), array, gzipped=gzipped)
+    return arrays
+
+
+def _make_cifar(
+    folder: Path,
+    files: tuple[str, ...],
+    num_classes: int,
+    label_key: bytes,
+    *,
+    n: int = 4,
+    seed: int = 0,
+) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Fill folder with CIFAR batches of n images each; return (images, labels) by file name."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in files:
+        images = _random_images(rng, n, (3, 32, 32))
+        labels = [int(v) for v in rng.integers(0, num_classes, n)]
+        _write_cifar_batch(folder / name, images, labels, label_key=label_key)
+        written[name] = (images, labels)
+    return written
+
+
+@pytest.fixture
+def write_idx() -> Callable[..., Path]:
+    """Writer of IDX files: write_idx(path, array, gzipped=False)."""
+    return _write_idx
+
+
+@pytest.fixture
+def write_cifar_batch() -> Callable[..., Path]:
+    """Writer of CIFAR batches: write_cifar_batch(path, images, labels, label_key=b"labels")."""
+    return _write_cifar_batch
+
+
+@pytest.fixture
+def make_mnist() -> Callable[..., dict[str, np.ndarray]]:
+    """Maker of MNIST-format folders: make_mnist(folder, gzipped=..., n_train=12, n_test=5)."""
+    return _make_mnist
+
+
+@pytest.fixture
+def make_cifar() -> Callable[..., dict[str, tuple[np.ndarray, list[int]]]]:
+    """Maker of CIFAR folders: make_cifar(folder, files, num_classes, label_key, n=4)."""
+    return _make_cifar
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Path], str]]:
+    """Serve a folder over HTTP on 127.0.0.1 from a thread; gives the base URL."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """File server that keeps its request log out of the test output."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Drop the log line."""

@@ -1,0 +1,96 @@
+"""PEPITA against the ICML paper's equations 1-5, computed naively in float64."""
+
+import pytest
+import torch
+
+from bpfree.models import MLP
+from bpfree.rules import PEPITA
+
+
+def naive_pepita(model, F, x, y, *, sign, presynaptic, output_error):
+    """Algorithm 1 of the ICML paper written out with explicit passes, no shortcuts."""
+    Ws = [layer.weight for layer in model.linears]
+    t = torch.nn.functional.one_hot(y, Ws[-1].shape[0]).to(x.dtype)
+
+    def forward(h0):
+        hs = [h0]
+        for W in Ws[:-1]:
+            hs.append(torch.relu(hs[-1] @ W.T))
+        return hs, torch.softmax(hs[-1] @ Ws[-1].T, dim=1)
+
+    clean, out = forward(x)
+    e = out - t
+    modulated, out_err = forward(x + sign * e @ F.T)
+    pre = modulated if presynaptic == "modulated" else clean
+    last_error = e if output_error == "clean" else out_err - t
+    n = x.shape[0]
+    grads = [(clean[l] - modulated[l]).T @ pre[l - 1] / n for l in range(1, len(Ws))]
+    return [*grads, last_error.T @ pre[-1] / n]
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("presynaptic", ["modulated", "clean"])
+@pytest.mark.parametrize("output_error", ["clean", "modulated"])
+def test_grads_equal_paper_equations(sign, presynaptic, output_error):
+    torch.manual_seed(0)
+    model = MLP((6, 5, 4, 3), generator=torch.Generator().manual_seed(1)).double()
+    rule = PEPITA(
+        model, sign=sign, presynaptic=presynaptic, output_error=output_error, f_scale=3.0
+    ).double()
+    x, y = torch.rand(7, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 2])
+    rule.step(x, y)
+    expected = naive_pepita(
+        model, rule.F, x, y, sign=sign, presynaptic=presynaptic, output_error=output_error
+    )
+    for layer, grad in zip(model.linears, expected, strict=True):
+        torch.testing.assert_close(layer.weight.grad, grad, rtol=1e-12, atol=1e-12)
+
+
+def test_with_f_zero_only_the_last_layer_learns():
+    model = MLP((6, 5, 4, 3), dropout=0.2)
+    rule = PEPITA(model, f_scale=0.0)
+    x, y = torch.rand(7, 6), torch.tensor([0, 1, 2, 0, 1, 2, 2])
+    rule.step(x, y)
+    for layer in model.linears[:-1]:
+        assert torch.count_nonzero(layer.weight.grad) == 0
+    assert torch.count_nonzero(model.head.weight.grad) > 0
+
+
+def test_step_never_uses_autograd(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a forward-only rule called autograd")
+
+    monkeypatch.setattr(torch.autograd, "backward", forbidden)
+    monkeypatch.setattr(torch.autograd, "grad", forbidden)
+    monkeypatch.setattr(torch.Tensor, "backward", forbidden)
+    monkeypatch.setattr(torch.autograd.Function, "apply", forbidden)
+    model = MLP((6, 5, 4, 3), dropout=0.1)
+    result = PEPITA(model).step(torch.rand(7, 6), torch.tensor([0, 1, 2, 0, 1, 2, 2]))
+    assert not result.output.requires_grad
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_f_has_the_paper_shape_and_scale():
+    rule = PEPITA(MLP((784, 16, 10)))
+    bound = 0.05 * (6 / 784) ** 0.5
+    assert rule.F.shape == (784, 10)
+    assert rule.F.abs().max() <= bound
+    assert rule.F.abs().max() > 0.9 * bound
+
+
+def test_dropout_mask_is_shared_by_both_passes():
+    """With a shared mask, dropped hidden units have h − h^err = 0 and get no update."""
+    torch.manual_seed(0)
+    model = MLP((6, 50, 3), activation="identity", dropout=0.5)
+    PEPITA(model, f_scale=1.0).step(torch.rand(1, 6), torch.tensor([1]))
+    rows = model.linears[0].weight.grad.abs().sum(dim=1)
+    dropped = model.linears[1].weight.grad.abs().sum(dim=0) == 0
+    assert dropped.any() and (rows[dropped] == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("sign", 2), ("presynaptic", "both"), ("output_error", "x")]
+)
+def test_bad_options_are_named(option, value):
+    with pytest.raises(ValueError, match=option):
+        PEPITA(MLP((6, 5, 3)), **{option: value})

@@ -1,0 +1,119 @@
+"""The training loop end to end on tiny generated MNIST files: run folder, resume, failures."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from bpfree.rules import StepResult
+from bpfree.rules.bp import BP
+from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, train
+
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_acc", "seconds", "lr"}
+
+
+@pytest.fixture
+def data_dir(tmp_path, make_mnist):
+    make_mnist(tmp_path / "data" / "mnist", gzipped=True, n_train=40, n_test=10)
+    return tmp_path / "data"
+
+
+def tiny_config(data_dir, out, **changes):
+    values = dict(
+        rule="bp",
+        dataset="mnist",
+        hidden=[8],
+        epochs=2,
+        batch_size=16,
+        data_dir=str(data_dir),
+        out=str(out),
+        decay_epochs=[1],
+    )
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "drtp", "pepita"])
+def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
+    result = train(tiny_config(data_dir, tmp_path / "run", rule=rule), progress=False)
+    folder = tmp_path / "run"
+    assert {p.name for p in folder.iterdir()} == {
+        "config.yaml",
+        "metrics.jsonl",
+        "checkpoint.pt",
+        "curves.png",
+    }
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2] and all(set(r) == METRIC_KEYS for r in rows)
+    assert [row["lr"] for row in rows] == pytest.approx(
+        [0.1 if rule != "drtp" else 0.01] * 1 + [0.01 if rule != "drtp" else 0.001]
+    )
+    assert result.test_acc == rows[-1]["test_acc"]
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    assert saved["rule"] == rule and saved["lr"] is not None and saved["activation"] is not None
+    checkpoint = torch.load(folder / "checkpoint.pt", weights_only=False)
+    assert checkpoint["epoch"] == 2
+    assert set(checkpoint) >= {"model", "rule", "optimizer", "scheduler"}
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(data_dir, tmp_path):
+    whole = train(
+        tiny_config(data_dir, tmp_path / "whole", rule="pepita", epochs=3), progress=False
+    )
+    train(tiny_config(data_dir, tmp_path / "parts", rule="pepita", epochs=1), progress=False)
+    resumed = train(
+        tiny_config(data_dir, tmp_path / "parts", rule="pepita", epochs=3), progress=False
+    )
+    drop_time = [{k: v for k, v in row.items() if k != "seconds"} for row in whole.metrics]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.metrics] == drop_time
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_with_other_settings_names_them(data_dir, tmp_path):
+    train(tiny_config(data_dir, tmp_path / "run", epochs=1), progress=False)
+    with pytest.raises(ConfigError, match=r"different settings \(lr, seed\)"):
+        train(tiny_config(data_dir, tmp_path / "run", lr=0.5, seed=3), progress=False)
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_path, monkeypatch):
+    config = tiny_config(data_dir, tmp_path / "run", epochs=3)
+    train(dataclass_replace(config, epochs=1), progress=False)
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    real_step, calls = BP.step, []
+
+    def step(self, x, y):
+        calls.append(1)
+        result = real_step(self, x, y)
+        return StepResult(float("nan"), result.output) if len(calls) == 2 else result
+
+    monkeypatch.setattr(BP, "step", step)
+    with pytest.raises(TrainingDiverged, match=r"nan at epoch 2, step 2.*checkpoint of epoch 1"):
+        train(config, progress=False)
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+    assert not list((tmp_path / "run").glob(".*tmp"))
+
+
+def test_an_interrupt_loses_nothing(data_dir, tmp_path, monkeypatch):
+    config = tiny_config(data_dir, tmp_path / "run", epochs=3)
+    train(dataclass_replace(config, epochs=1), progress=False)
+    kept = ("checkpoint.pt", "metrics.jsonl", "curves.png")
+    files = {name: (tmp_path / "run" / name).read_bytes() for name in kept}
+
+    def interrupted(self, x, y):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BP, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False)
+    assert {name: (tmp_path / "run" / name).read_bytes() for name in kept} == files
+    assert not list((tmp_path / "run").glob(".*tmp"))
+
+
+def dataclass_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)

@@ -1,4 +1,4 @@
-"""The ``bpfree`` command: ``bpfree train ...``."""
+"""The ``bpfree`` command: one subcommand per job, each a ``handler(args) -> exit status``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a rule option, e.g. --option sign=-1 (repeatable)",
     )
     train_parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train_parser.set_defaults(handler=_run_train)
     return parser
 
 
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        return _run_train(args)
+        return args.handler(args)
     except (ConfigError, DataError, TrainingDiverged) as error:
         print(f"bpfree: error: {error}", file=sys.stderr)
         return 2

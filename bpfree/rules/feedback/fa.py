@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from bpfree.rules.feedback.mechanism import FeedbackRule
+from bpfree.rules.base import BufferList
+from bpfree.rules.feedback.mechanism import (
+    FeedbackRule,
+    check_sparsity,
+    he_uniform_like_transposed,
+    sparse_mask,
+)
 from bpfree.rules.registry import register
 
 
@@ -16,19 +20,22 @@ class FA(FeedbackRule):
     """Feedback alignment (Lillicrap et al. 2016): fixed random B_l in place of W_lᵀ.
 
     Symbols: a_l = W_l h_{l−1} pre-activations, h_l = σ(a_l), e = softmax(a_L) − t the output
-    error, B_l a fixed random matrix shaped like W_lᵀ.
+    error, B_l a fixed random tensor shaped like W_lᵀ (for a Conv2d, a kernel with its channel
+    axes swapped).
 
     Update (GrAPE paper Sec. 2.1):
         δ_L = e
-        δ_l = (B_{l+1} δ_{l+1}) ⊙ σ′(a_l)
-        ΔW_l = δ_l h_{l−1}ᵀ   (averaged over the batch)
-    Only the Linear's backward changes; every other op keeps its exact derivative. B_l is drawn
-    from the distribution of W_l (He-uniform, bound √(6 / fan_in)); the first layer's B is kept
+        δ_l = (B_{l+1} δ_{l+1}) ⊙ σ′(a_l)      (for a Conv2d: a transposed convolution with B)
+        ΔW_l = δ_l h_{l−1}ᵀ                     (averaged over the batch)
+    Only the Linear and Conv2d backward changes; every other op keeps its exact derivative.
+    B_l is drawn from the distribution of W_l (uniform in ±√(6 / fan_in)); with ``sparsity`` a
+    fixed random fraction of its entries is zero (PFA paper Sec. 7). The first layer's B is kept
     for uniformity but unused when that layer's input is data.
 
     Args:
-        model: any ``nn.Module`` whose weighted layers are ``nn.Linear`` (norm layers kept exact).
+        model: any ``nn.Module`` whose weighted layers are Linear or Conv2d (norm layers exact).
         seed: seed of the generator drawing the B_l.
+        sparsity: fraction of feedback weights held at zero, in [0, 1).
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
@@ -41,13 +48,24 @@ class FA(FeedbackRule):
 
     name = "fa"
 
-    def __init__(self, model: nn.Module, *, seed: int = 0, num_classes: int | None = None) -> None:
-        super().__init__(model, seed=seed, num_classes=num_classes)
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        seed: int = 0,
+        sparsity: float = 0.0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, num_classes=num_classes)
+        self.sparsity = check_sparsity(sparsity)
+        generator = torch.Generator().manual_seed(seed)
+        feedback = []
+        for layer in self.layers:
+            b = he_uniform_like_transposed(layer.weight, generator)
+            if self.sparsity:
+                b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
+            feedback.append(b)
+        self.B = BufferList(feedback)
 
-    def init_feedback(self, layer: nn.Module, generator: torch.Generator) -> torch.Tensor:
-        weight = layer.weight
-        bound = math.sqrt(6.0 / weight[0].numel())
-        b = torch.empty(weight.shape, dtype=weight.dtype).uniform_(
-            -bound, bound, generator=generator
-        )
-        return b.T.contiguous().to(weight.device)
+    def feedback(self, index: int) -> torch.Tensor:
+        return self.B[index]

@@ -1,25 +1,29 @@
-"""The feedback family's mechanism: a backward pass through feedback matrices instead of Wᵀ.
+"""The feedback family's mechanism: a backward pass through feedback weights instead of Wᵀ.
 
-Every ``nn.Linear`` of the model is converted: while the rule's forward pass runs, its
-``F.linear`` call goes through ``_FeedbackLinear``, whose forward is the ordinary linear map and
-whose backward sends the error down through the layer's feedback matrix B (shape of Wᵀ) instead of
-the weight itself. Every other op (activations, dropout, normalisation, residual additions) keeps
-its exact derivative, so a rule runs on any ``nn.Module`` graph. A weighted layer type the rule
-cannot convert is an error that names it: nothing silently falls back to backpropagation.
+While a feedback rule's forward pass runs, every ``F.linear`` and ``F.conv2d`` call on a
+converted layer's weight goes through ``_FeedbackFunction``: its forward is the layer's own, its
+backward sends the error δy down the rule's feedback path (for FA, δx = δy B̃ with B̃ the
+feedback in W's place) while the weight and bias get the exact gradient for δy. Every other op
+(activations, dropout, BatchNorm, pooling, residual additions) keeps its exact derivative, so a
+rule runs on any ``nn.Module`` graph. A weighted layer type the rule cannot convert is an error
+that names it: nothing silently falls back to backpropagation.
 
-Index letters: n batch, i input features, o output features.
+Feedback tensors have the shape of Wᵀ (see ``layers``). Index letters: n batch, i inputs,
+o outputs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from bpfree.rules.base import BufferList, Rule, StepResult, clear_grads
+from bpfree.rules.base import Rule, StepResult, clear_grads
+from bpfree.rules.feedback.layers import LayerOps, conv_config, ops_for
 
 logger = logging.getLogger(__name__)
 
@@ -29,71 +33,79 @@ EXACT_LAYERS: tuple[type[nn.Module], ...] = (
     nn.LayerNorm,
     nn.GroupNorm,
 )
+SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
 
 
-class _FeedbackLinear(torch.autograd.Function):
-    """y = x Wᵀ + b forward; backward δx = δy Bᵀ with B (i, o) in place of Wᵀ, exact δW and δb."""
+class _FeedbackFunction(torch.autograd.Function):
+    """The layer's forward; backward: δx from the rule's feedback path, exact δW and δb."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, feedback):
-        ctx.save_for_backward(x, feedback)
-        ctx.has_bias = bias is not None
-        return F.linear(x, weight, bias)
+    def forward(ctx, x, weight, bias, ops, config, path):
+        ctx.save_for_backward(x, weight)
+        ctx.ops, ctx.config, ctx.path, ctx.has_bias = ops, config, path, bias is not None
+        return ops.forward(x, weight, bias, config)
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, feedback = ctx.saved_tensors
-        grad_y2 = grad_y.reshape(-1, grad_y.shape[-1])
+        x, weight = ctx.saved_tensors
+        ops, config = ctx.ops, ctx.config
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = (grad_y2 @ feedback.T).reshape(x.shape)  # δx = δy Bᵀ: 'no,io->ni'
+            grad_x = ctx.path(grad_y, x, config)
         if ctx.needs_input_grad[1]:
-            grad_w = grad_y2.T @ x.reshape(-1, x.shape[-1])  # δW = δyᵀ x: 'no,ni->oi'
+            grad_w = ops.weight_grad(x, grad_y, weight, config)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_y2.sum(0)
-        return grad_x, grad_w, grad_b, None
+            grad_b = ops.bias_grad(grad_y)
+        return grad_x, grad_w, grad_b, None, None, None
 
 
 class FeedbackMode(TorchFunctionMode):
-    """Inside this context, ``F.linear`` calls on the given weights use their feedback matrices."""
+    """Inside this context, linear and conv calls on the given weights take their feedback paths.
 
-    def __init__(self, feedback_of: dict[nn.Parameter, torch.Tensor]) -> None:
+    ``paths`` maps a weight to ``path(δy, x, config) -> δx``; other calls run unchanged.
+    """
+
+    def __init__(self, paths: dict[nn.Parameter, object]) -> None:
         super().__init__()
-        self._feedback_of = {id(weight): b for weight, b in feedback_of.items()}
+        self._paths = {id(weight): entry for weight, entry in paths.items()}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is F.linear:
-            x, weight, bias = _linear_arguments(*args, **kwargs)
-            feedback = self._feedback_of.get(id(weight))
-            if feedback is not None:
-                return _FeedbackLinear.apply(x, weight, bias, feedback)
+        if func is F.linear or func is F.conv2d:
+            entry = self._paths.get(id(args[1] if len(args) > 1 else kwargs.get("weight")))
+            if entry is not None:
+                ops, path = entry
+                x, weight, bias, rest = _split_arguments(args, kwargs)
+                config = conv_config(rest, kwargs, weight.shape[2:]) if func is F.conv2d else None
+                return _FeedbackFunction.apply(x, weight, bias, ops, config, path)
         return func(*args, **kwargs)
 
 
-def _linear_arguments(input, weight, bias=None):
-    return input, weight, bias
+def _split_arguments(args, kwargs):
+    values = list(args)
+    for position, name in enumerate(("input", "weight", "bias")):
+        if position >= len(values):
+            values.append(kwargs.pop(name, None))
+    return values[0], values[1], values[2], tuple(values[3:])
 
 
-def convertible_layers(
-    model: nn.Module, supported: tuple[type[nn.Module], ...], rule_name: str
-) -> dict[str, nn.Module]:
+def convertible_layers(model: nn.Module, rule_name: str) -> dict[str, nn.Module]:
     """The model's layers a feedback rule converts, by name; an error for any it cannot convert.
 
-    A module with parameters of its own is either one of ``supported`` (converted), one of
-    ``EXACT_LAYERS`` (kept exact), or an error naming its path and type.
+    A module with parameters of its own is a ``Linear`` or ``Conv2d`` (converted), a norm layer
+    (kept exact), or an error naming its path and type.
     """
     layers: dict[str, nn.Module] = {}
     for path, module in model.named_modules():
         if not any(True for _ in module.parameters(recurse=False)):
             continue
-        if isinstance(module, supported):
+        if isinstance(module, SUPPORTED_LAYERS):
             layers[path] = module
         elif not isinstance(module, EXACT_LAYERS):
             raise ValueError(
                 f"{rule_name} cannot convert layer {path!r} of type {type(module).__name__}: "
-                f"supported layer types are {', '.join(t.__name__ for t in supported)} "
-                f"(and {', '.join(t.__name__ for t in EXACT_LAYERS[1:])}, BatchNorm kept exact)"
+                "supported layer types are Linear and Conv2d (BatchNorm, LayerNorm and "
+                "GroupNorm are kept exact)"
             )
     if not layers:
         raise ValueError(f"{rule_name} found no layer to convert in {type(model).__name__}")
@@ -101,47 +113,91 @@ def convertible_layers(
     return layers
 
 
-class FeedbackRule(Rule):
-    """A rule whose backward pass runs through feedback matrices B_l, one per converted layer.
+def he_uniform_like_transposed(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A Wᵀ-shaped tensor drawn like W (uniform in ±√(6 / fan_in)), on W's device and dtype."""
+    bound = math.sqrt(6.0 / weight[0].numel())
+    b = torch.empty(weight.shape, dtype=weight.dtype).uniform_(-bound, bound, generator=generator)
+    return b.transpose(0, 1).contiguous().to(weight.device)
 
-    Subclasses draw the initial B_l (``init_feedback``), may derive the matrices used at a step
-    from the weights (``feedback_matrices``), and may adapt their state after the backward pass
-    (``update_feedback``). ``converted`` names each converted layer.
+
+def sparse_mask(
+    shape: torch.Size, sparsity: float, generator: torch.Generator, like: torch.Tensor
+) -> torch.Tensor:
+    """A fixed 0/1 mask holding a fraction ``sparsity`` of the feedback weights at zero."""
+    keep = torch.rand(shape, generator=generator) >= sparsity
+    return keep.to(device=like.device, dtype=like.dtype)
+
+
+def check_sparsity(sparsity: float) -> float:
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
+    return float(sparsity)
+
+
+class FeedbackRule(Rule):
+    """A rule whose backward pass runs through feedback weights, one set per converted layer.
+
+    Subclasses give the Wᵀ-shaped feedback each layer uses at a step (``feedback``), and may
+    replace the whole feedback path (``backward_through``), prepare a step (``before_step``) or
+    adapt their state after the backward pass (``after_backward``). ``converted`` names each
+    converted layer with its type and weight shape.
     """
 
-    supported: tuple[type[nn.Module], ...] = (nn.Linear,)
-
-    def __init__(self, model: nn.Module, *, seed: int = 0, num_classes: int | None = None) -> None:
+    def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
         super().__init__(model, num_classes=num_classes)
-        layers = convertible_layers(model, self.supported, type(self).__name__)
+        layers = convertible_layers(model, type(self).__name__)
         self.converted: dict[str, str] = {
             path: f"{type(layer).__name__}{tuple(layer.weight.shape)}"
             for path, layer in layers.items()
         }
         object.__setattr__(self, "layers", list(layers.values()))
-        generator = torch.Generator().manual_seed(seed)
-        self.B = BufferList([self.init_feedback(layer, generator) for layer in self.layers])
+        object.__setattr__(self, "ops", [ops_for(layer) for layer in self.layers])
 
-    def init_feedback(self, layer: nn.Module, generator: torch.Generator) -> torch.Tensor:
-        """The initial feedback matrix B (shape of Wᵀ) of ``layer``."""
+    def feedback(self, index: int) -> torch.Tensor:
+        """The Wᵀ-shaped feedback of layer ``index`` at this step."""
         raise NotImplementedError
 
-    def feedback_matrices(self) -> list[torch.Tensor]:
-        """The B_l the backward pass uses at this step (by default the stored ones)."""
-        return list(self.B)
+    def backward_through(
+        self, index: int, grad_y: torch.Tensor, x: torch.Tensor, config
+    ) -> torch.Tensor:
+        """δx of layer ``index``: δy sent through its feedback, δx = δy B̃ (B̃ = feedbackᵀ)."""
+        ops: LayerOps = self.ops[index]
+        return ops.input_grad(grad_y, ops.transpose(self.feedback(index)), x, config)
 
-    def update_feedback(self) -> None:
-        """Adapt the feedback state after the backward pass (fixed feedback: nothing to do)."""
+    def before_step(self) -> None:
+        """Prepare the feedback of a step (e.g. redraw random magnitudes)."""
+
+    def after_backward(self) -> None:
+        """Adapt the feedback state once the gradients are written."""
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         self.check_labels(x, y)
         clear_grads(self.model)
-        feedback_of = dict(
-            zip((layer.weight for layer in self.layers), self.feedback_matrices(), strict=True)
-        )
-        with FeedbackMode(feedback_of):
+        clear_grads(self)
+        self.before_step()
+        paths = {
+            layer.weight: (ops, self._path(index))
+            for index, (layer, ops) in enumerate(zip(self.layers, self.ops, strict=True))
+        }
+        with FeedbackMode(paths):
             output = self.model(x)
         loss = F.cross_entropy(output, y)
         loss.backward()
-        self.update_feedback()
+        self.after_backward()
         return StepResult(loss.item(), output.detach())
+
+    def _path(self, index: int):
+        return lambda grad_y, x, config: self.backward_through(index, grad_y, x, config)
+
+    def alignment(self) -> dict[str, dict[str, float]]:
+        """Per converted layer: angle (degrees) and norm ratio of its feedback against Wᵀ."""
+        from bpfree.diagnostics import angle_degrees, norm_ratio
+
+        with torch.no_grad():
+            return {
+                path: {
+                    "angle": angle_degrees(self.feedback(i), layer.weight.transpose(0, 1)),
+                    "norm_ratio": norm_ratio(self.feedback(i), layer.weight),
+                }
+                for i, (path, layer) in enumerate(zip(self.converted, self.layers, strict=True))
+            }

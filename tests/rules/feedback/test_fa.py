@@ -26,9 +26,67 @@ def test_converted_layers_are_reported():
 
 
 def test_a_layer_fa_cannot_convert_is_an_error_naming_it():
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 3))
-    with pytest.raises(ValueError, match=r"layer '0' of type Conv2d"):
+    model = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    with pytest.raises(ValueError, match=r"layer '0' of type Conv1d"):
         FA(model)
+
+
+class ResidualCNN(torch.nn.Module):
+    """Conv layers of every kind of geometry, BatchNorm, max-pooling and a residual addition."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.branch = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding="same"),
+        )
+        self.down = nn.Conv2d(8, 6, 3, stride=2, padding=1)
+        self.head = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 2 * 2, 4))
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(self.down(h + self.branch(h)))
+
+
+def test_fa_with_transposed_weights_gives_bp_gradients_on_a_residual_cnn():
+    torch.manual_seed(0)
+    model = ResidualCNN().double()
+    x, y = torch.randn(5, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 1])
+    BP(model).step(x, y)
+    bp_grads = [p.grad.clone() for p in model.parameters()]
+    fa = FA(model).double()
+    assert list(fa.converted) == ["stem.0", "branch.1", "branch.4", "down", "head.3"]
+    for layer, b in zip(fa.layers, fa.B, strict=True):
+        b.copy_(layer.weight.transpose(0, 1))
+    fa.step(x, y)
+    for p, g in zip(model.parameters(), bp_grads, strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
+
+
+def test_random_feedback_changes_only_the_input_gradients_path():
+    """With random B the last layer's gradient is still BP's; the layers below differ."""
+    torch.manual_seed(0)
+    model = ResidualCNN().double()
+    x, y = torch.randn(5, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 1])
+    BP(model).step(x, y)
+    bp_grads = [p.grad.clone() for p in model.parameters()]
+    FA(model).double().step(x, y)
+    grads = [p.grad for p in model.parameters()]
+    torch.testing.assert_close(grads[-2], bp_grads[-2])
+    assert not torch.allclose(grads[0], bp_grads[0])
+
+
+def test_sparse_feedback_holds_its_fraction_at_zero():
+    rule = FA(MLP((100, 80, 60, 10)), sparsity=0.3)
+    zeros = sum(int((b == 0).sum()) for b in rule.B) / sum(b.numel() for b in rule.B)
+    assert abs(zeros - 0.3) < 0.01
+    with pytest.raises(ValueError, match=r"sparsity must lie in \[0, 1\)"):
+        FA(MLP((10, 5, 3)), sparsity=1.0)
 
 
 def test_norm_layers_keep_their_exact_gradient():

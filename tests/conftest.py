@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 _IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -154,3 +155,31 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         """Drop the log line."""
+
+
+class ResidualCNN(torch.nn.Module):
+    """Conv layers of every kind of geometry, BatchNorm, max-pooling and a residual addition."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.branch = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=groups),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding="same"),
+        )
+        self.down = nn.Conv2d(8, 6, 3, stride=2, padding=1)
+        self.head = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 2 * 2, 4))
+
+    def forward(self, x):
+        h = self.stem(x)
+        return self.head(self.down(h + self.branch(h)))
+
+
+@pytest.fixture
+def residual_cnn() -> Callable[..., torch.nn.Module]:
+    """Maker of a small CNN with BatchNorm, max-pooling and a residual addition."""
+    return ResidualCNN

@@ -7,18 +7,25 @@
 
 from bpfree.rules.base import Rule, StepResult
 from bpfree.rules.bp import BP
-from bpfree.rules.feedback import FA
+from bpfree.rules.feedback import BRSF, FA, FRSF, KP, PFA, USF, WM, PFAOrthogonal
 from bpfree.rules.forward_only import PEPITA
 from bpfree.rules.projection import DFA, DRTP
 from bpfree.rules.registry import RULES, build, get_rule, rule_options
 
 __all__ = [
     "BP",
+    "BRSF",
     "DFA",
     "DRTP",
     "FA",
+    "FRSF",
+    "KP",
     "PEPITA",
+    "PFA",
     "RULES",
+    "USF",
+    "WM",
+    "PFAOrthogonal",
     "Rule",
     "StepResult",
     "build",

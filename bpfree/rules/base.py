@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -72,6 +73,17 @@ def infer_num_classes(model: nn.Module) -> int:
             "pass num_classes= to the rule"
         )
     return linears[-1].out_features
+
+
+def feedback_generator(seed: int, rule_name: str) -> torch.Generator:
+    """The generator a rule draws its random feedback from, for a given seed.
+
+    The stream is derived from (seed, rule name), so it never coincides with a model initialised
+    from ``torch.Generator().manual_seed(seed)``: with the same seed, a shared stream would draw
+    FA's B_l equal to W_lᵀ.
+    """
+    digest = hashlib.sha256(f"bpfree feedback {rule_name} {seed}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
 def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

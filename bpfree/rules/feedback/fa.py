@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList
+from bpfree.rules.base import BufferList, feedback_generator
 from bpfree.rules.feedback.mechanism import (
     FeedbackRule,
     check_sparsity,
@@ -58,7 +58,7 @@ class FA(FeedbackRule):
     ) -> None:
         super().__init__(model, num_classes=num_classes)
         self.sparsity = check_sparsity(sparsity)
-        generator = torch.Generator().manual_seed(seed)
+        generator = feedback_generator(seed, self.name)
         feedback = []
         for layer in self.layers:
             b = he_uniform_like_transposed(layer.weight, generator)

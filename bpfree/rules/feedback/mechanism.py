@@ -152,6 +152,9 @@ class FeedbackRule(Rule):
         }
         object.__setattr__(self, "layers", list(layers.values()))
         object.__setattr__(self, "ops", [ops_for(layer) for layer in self.layers])
+        # Input shape and geometry of each layer whose feedback path has run: the layers whose
+        # feedback matters (a first layer fed by data never needs one).
+        self.feedback_inputs: dict[int, tuple[tuple[int, ...], object]] = {}
 
     def feedback(self, index: int) -> torch.Tensor:
         """The Wᵀ-shaped feedback of layer ``index`` at this step."""
@@ -187,17 +190,26 @@ class FeedbackRule(Rule):
         return StepResult(loss.item(), output.detach())
 
     def _path(self, index: int):
-        return lambda grad_y, x, config: self.backward_through(index, grad_y, x, config)
+        def path(grad_y, x, config):
+            self.feedback_inputs[index] = (tuple(x.shape), config)
+            return self.backward_through(index, grad_y, x, config)
+
+        return path
 
     def alignment(self) -> dict[str, dict[str, float]]:
-        """Per converted layer: angle (degrees) and norm ratio of its feedback against Wᵀ."""
+        """Angle (degrees) and norm ratio of each used feedback against Wᵀ, by layer name.
+
+        Only layers whose feedback path has run are reported (all of them before any step).
+        """
         from bpfree.diagnostics import angle_degrees, norm_ratio
 
+        used = self.feedback_inputs or range(len(self.layers))
+        names = list(self.converted)
         with torch.no_grad():
             return {
-                path: {
-                    "angle": angle_degrees(self.feedback(i), layer.weight.transpose(0, 1)),
-                    "norm_ratio": norm_ratio(self.feedback(i), layer.weight),
+                names[i]: {
+                    "angle": angle_degrees(self.feedback(i), self.layers[i].weight.transpose(0, 1)),
+                    "norm_ratio": norm_ratio(self.feedback(i), self.layers[i].weight),
                 }
-                for i, (path, layer) in enumerate(zip(self.converted, self.layers, strict=True))
+                for i in sorted(used)
             }

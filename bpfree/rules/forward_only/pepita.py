@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from bpfree.rules.base import StepResult, one_hot
+from bpfree.rules.base import StepResult, feedback_generator, one_hot
 from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, write_outer_grad
 from bpfree.rules.registry import register
 
@@ -77,7 +77,7 @@ class PEPITA(ForwardOnlyRule):
         first = self.stack.layers[0].linear.weight
         n_inputs = first.shape[1]
         bound = f_scale * math.sqrt(6.0 / n_inputs)
-        generator = torch.Generator().manual_seed(seed)
+        generator = feedback_generator(seed, self.name)
         F = torch.empty(n_inputs, self.num_classes, dtype=first.dtype)
         self.register_buffer("F", F.uniform_(-bound, bound, generator=generator).to(first.device))
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList, Rule, StepResult, clear_grads
+from bpfree.rules.base import BufferList, Rule, StepResult, clear_grads, feedback_generator
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class ProjectionRule(Rule):
         resolved = resolve_points(model, points, type(self).__name__)
         self.points: list[str] = list(resolved)
         object.__setattr__(self, "point_modules", list(resolved.values()))
-        generator = torch.Generator().manual_seed(seed)
+        generator = feedback_generator(seed, self.name)
         reference = next(model.parameters())
         self.B = BufferList(
             [

@@ -31,31 +31,9 @@ def test_a_layer_fa_cannot_convert_is_an_error_naming_it():
         FA(model)
 
 
-class ResidualCNN(torch.nn.Module):
-    """Conv layers of every kind of geometry, BatchNorm, max-pooling and a residual addition."""
-
-    def __init__(self):
-        super().__init__()
-        nn = torch.nn
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
-        self.branch = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding=2, dilation=2, groups=2),
-            nn.BatchNorm2d(8),
-            nn.ReLU(),
-            nn.Conv2d(8, 8, 3, padding="same"),
-        )
-        self.down = nn.Conv2d(8, 6, 3, stride=2, padding=1)
-        self.head = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(6 * 2 * 2, 4))
-
-    def forward(self, x):
-        h = self.stem(x)
-        return self.head(self.down(h + self.branch(h)))
-
-
-def test_fa_with_transposed_weights_gives_bp_gradients_on_a_residual_cnn():
+def test_fa_with_transposed_weights_gives_bp_gradients_on_a_residual_cnn(residual_cnn):
     torch.manual_seed(0)
-    model = ResidualCNN().double()
+    model = residual_cnn(groups=2).double()
     x, y = torch.randn(5, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 1])
     BP(model).step(x, y)
     bp_grads = [p.grad.clone() for p in model.parameters()]
@@ -68,10 +46,10 @@ def test_fa_with_transposed_weights_gives_bp_gradients_on_a_residual_cnn():
         torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-12)
 
 
-def test_random_feedback_changes_only_the_input_gradients_path():
+def test_random_feedback_changes_only_the_input_gradients_path(residual_cnn):
     """With random B the last layer's gradient is still BP's; the layers below differ."""
     torch.manual_seed(0)
-    model = ResidualCNN().double()
+    model = residual_cnn(groups=2).double()
     x, y = torch.randn(5, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 3, 1])
     BP(model).step(x, y)
     bp_grads = [p.grad.clone() for p in model.parameters()]
@@ -103,3 +81,11 @@ def test_norm_layers_keep_their_exact_gradient():
     fa.step(x, y)
     for p, g in zip(model.parameters(), bp_grads, strict=True):
         torch.testing.assert_close(p.grad, g)
+
+
+def test_feedback_seeded_like_the_model_is_still_random():
+    """A model and a rule given the same seed draw from different streams (else B = Wᵀ)."""
+    model = MLP((30, 20, 10), generator=torch.Generator().manual_seed(0))
+    rule = FA(model, seed=0)
+    rule.step(torch.randn(4, 30), torch.tensor([0, 1, 2, 3]))
+    assert all(stats["angle"] > 70 for stats in rule.alignment().values())

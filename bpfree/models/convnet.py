@@ -1,0 +1,68 @@
+"""The one-convolution network of the PEPITA paper."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bpfree.models._common import check_positive, image_hw
+from bpfree.models.mlp import he_uniform_
+
+
+class PepitaConvNet(nn.Module):
+    """Conv2d(32 maps, 5×5, stride 1) → ReLU → MaxPool2d(2) → flatten → Linear, no biases.
+
+    The convolutional model of the PEPITA paper (Dellaferrera & Kreiman, ICML 2022, Appendix A,
+    Table 2: "CONV1:32,5,1" then "FC1:10" or "FC1:100"), with He-uniform weights
+    U[-√(6/fan_in), √(6/fan_in)]. The convolution is unpadded, so an (h, w) image gives
+    32 maps of ((h-4)//2, (w-4)//2) after pooling: 32·12·12 = 4608 features for MNIST,
+    32·14·14 = 6272 for CIFAR.
+
+    Structure: ``blocks = [Sequential(Conv2d, ReLU, MaxPool2d)]``, ``head = Sequential(Flatten,
+    Linear)``; ``forward(x) = head(blocks[0](x))``.
+
+    Args:
+        in_channels: channels c of the input images.
+        num_classes: number of classes c of the logits.
+        image_size: input height and width, an int for square images or an (h, w) pair.
+        generator: random source of the initial weights (default: torch's global one).
+
+    Shapes: x (n, in_channels, h, w) → logits (n, num_classes).
+
+    Example:
+        >>> model = PepitaConvNet(3, 10, image_size=32)
+        >>> model(torch.zeros(8, 3, 32, 32)).shape
+        torch.Size([8, 10])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        image_size: int | tuple[int, int],
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive(in_channels=in_channels, num_classes=num_classes)
+        h, w = image_hw(image_size)
+        if h < 6 or w < 6:
+            raise ValueError(
+                f"PepitaConvNet needs images of at least 6×6 (5×5 convolution, then 2×2 "
+                f"pooling), got image_size {(h, w)}"
+            )
+        self.image_size = (h, w)
+        conv = nn.Conv2d(in_channels, 32, kernel_size=5, stride=1, bias=False)
+        self.blocks = nn.ModuleList([nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2))])
+        features = 32 * ((h - 4) // 2) * ((w - 4) // 2)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes, bias=False))
+        he_uniform_(conv.weight, generator)
+        he_uniform_(self.head[1].weight, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+    def extra_repr(self) -> str:
+        return f"image_size={self.image_size}"

@@ -1,0 +1,143 @@
+"""Product feedback alignment: errors travel through a fixed expansion B and a plastic R."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from bpfree.rules.base import BufferList, feedback_generator
+from bpfree.rules.feedback.mechanism import FeedbackRule, check_sparsity, sparse_mask
+from bpfree.rules.registry import register
+
+
+@register
+class PFA(FeedbackRule):
+    """Product feedback alignment (Li & Benna 2024), and PFA-o with a semi-orthogonal B.
+
+    Symbols, per converted layer with i inputs and o outputs (channels for a Conv2d): e = δy the
+    error at its output, ē the error of an intermediate population of k = ⌈ρ·o⌉ units (ρ the
+    expansion ratio), B (k, o) fixed, R (i, k) plastic (for a Conv2d an (i, k, kh, kw) kernel and
+    B a 1×1 kernel), x the layer's input.
+
+    Update (PFA paper eqs. 4-6; convolutional form eqs. 11-12):
+        ē = B e                                  (4)
+        δx = R ē, then ⊙ σ′ by the layer below  (5)   — the feedback R B stands in for Wᵀ
+        ΔR = x ēᵀ  (∇R = x ēᵀ as a descent direction, averaged over the batch)   (6)
+    R is a parameter of the rule: give ``rule.parameters()`` to the model's optimizer, whose
+    weight decay then acts on W and R alike (the paper's App. A: 0.03 in the first epoch, then
+    1e-4 on MNIST). B is Glorot-uniform with gain √((1 + 1/ρ) / 2), so that E[BᵀB] = I (the paper
+    quotes the gain factor (1 + λ)/2, λ = 1/ρ, for BᵀB ≈ I), or semi-orthogonal (BᵀB = I) for
+    PFA-o; R is Glorot-uniform. With B = I (ρ = 1), PFA is Kolen-Pollack.
+
+    Args:
+        model: any ``nn.Module`` whose weighted layers are Linear or ungrouped Conv2d.
+        expansion: ρ = k / o, at least 1 (default 10, as in the paper).
+        orthogonal: semi-orthogonal B (PFA-o).
+        sparsity: fraction of the entries of B and R held at zero, in [0, 1).
+        seed: seed of the generator drawing B, R and the masks.
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
+
+    Example:
+        >>> rule = PFA(model)
+        >>> opt = torch.optim.SGD([*model.parameters(), *rule.parameters()], lr=0.01,
+        ...                       momentum=0.9, weight_decay=1e-4)
+        >>> rule.step(x, y); opt.step()
+
+    Reference: Li, Benna, "Deep Learning without Weight Symmetry", 2024.
+    """
+
+    name = "pfa"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        expansion: float = 10.0,
+        orthogonal: bool = False,
+        sparsity: float = 0.0,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, num_classes=num_classes)
+        if not expansion >= 1.0:
+            raise ValueError(f"expansion ratio must be at least 1, got {expansion!r}")
+        self.expansion, self.orthogonal = float(expansion), bool(orthogonal)
+        self.sparsity = check_sparsity(sparsity)
+        generator = feedback_generator(seed, self.name)
+        projections, plastic, masks = [], [], []
+        for path, layer in zip(self.converted, self.layers, strict=True):
+            if getattr(layer, "groups", 1) != 1:
+                raise ValueError(f"PFA cannot convert grouped convolution {path!r}")
+            weight = layer.weight
+            o, k = weight.shape[0], math.ceil(self.expansion * weight.shape[0])
+            b = self._draw_b(k, o, generator)
+            r = _glorot(torch.empty((k, *weight.shape[1:])), generator).transpose(0, 1)
+            if self.sparsity:
+                b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
+                masks.append(sparse_mask(r.shape, self.sparsity, generator, r))
+                r.mul_(masks[-1])
+            projections.append(b.to(weight))
+            plastic.append(nn.Parameter(r.contiguous().to(weight)))
+        self.B = BufferList(projections)
+        self.R = nn.ParameterList(plastic)
+        if self.sparsity:
+            self.R_masks = BufferList([m.to(r) for m, r in zip(masks, self.R, strict=True)])
+
+    def _draw_b(self, k: int, o: int, generator: torch.Generator) -> torch.Tensor:
+        b = torch.empty(k, o)
+        if self.orthogonal:
+            return nn.init.orthogonal_(b, generator=generator)
+        return _glorot(b, generator, gain=math.sqrt((1.0 + 1.0 / self.expansion) / 2.0))
+
+    def feedback(self, index: int) -> torch.Tensor:
+        """The product R B, shaped like Wᵀ: the path the error takes instead of Wᵀ."""
+        r, b = self.R[index].detach(), self.B[index]
+        return torch.einsum("ik...,ko->io...", r, b)
+
+    def backward_through(self, index, grad_y, x, config):
+        ops, r = self.ops[index], self.R[index]
+        e_bar = ops.mix(grad_y, self.B[index])  # ē = B e (eq. 4)
+        r_forward = ops.transpose(r.detach())  # R as the kernel of an i → k layer
+        grad_r = ops.transpose(ops.weight_grad(x, e_bar, r_forward, config))  # x ēᵀ (eq. 6)
+        if self.sparsity:
+            grad_r.mul_(self.R_masks[index])
+        r.grad = grad_r if r.grad is None else r.grad.add_(grad_r)
+        return ops.input_grad(e_bar, r_forward, x, config)  # R ē (eq. 5)
+
+    def alignment(self) -> dict[str, dict[str, float]]:
+        """Path alignment: angle and norm ratio of R B against Wᵀ (PFA paper Sec. 3)."""
+        return super().alignment()
+
+
+@register
+class PFAOrthogonal(PFA):
+    __doc__ = PFA.__doc__
+    name = "pfa-o"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        expansion: float = 10.0,
+        sparsity: float = 0.0,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            expansion=expansion,
+            orthogonal=True,
+            sparsity=sparsity,
+            seed=seed,
+            num_classes=num_classes,
+        )
+
+
+def _glorot(tensor: torch.Tensor, generator: torch.Generator, gain: float = 1.0) -> torch.Tensor:
+    """Glorot-uniform in place: bound gain·√(6 / (fan_in + fan_out)) of the (out, in, ...) view."""
+    receptive = tensor[0][0].numel() if tensor.dim() > 2 else 1
+    fan_in, fan_out = tensor.shape[1] * receptive, tensor.shape[0] * receptive
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return tensor.uniform_(-bound, bound, generator=generator)

@@ -85,5 +85,5 @@ def test_bad_options_name_the_valid_range(option, value):
 
 
 def test_grouped_convolution_is_refused(residual_cnn):
-    with pytest.raises(ValueError, match="grouped convolution 'branch.1'"):
+    with pytest.raises(ValueError, match=r"grouped convolution 'branch\.1'"):
         PFA(residual_cnn(groups=2))

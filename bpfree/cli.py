@@ -12,14 +12,18 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from bpfree.data import DataError
+from bpfree import theory
+from bpfree.data import DATASETS, DataError
+from bpfree.models import MODELS
+from bpfree.rules import RULES
 from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, train
 from bpfree.training.trainer import default_run_folder
 
 # Flags of `bpfree train` that map one to one onto TrainConfig keys.
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
-    "rule": {"help": "learning rule: bp, fa, dfa, drtp, pepita"},
-    "dataset": {"help": "mnist, fashion-mnist, cifar10 or cifar100"},
+    "rule": {"help": f"learning rule: {', '.join(sorted(RULES))}"},
+    "dataset": {"help": f"dataset: {', '.join(DATASETS)}"},
+    "model": {"help": f"network: {', '.join(MODELS)} (default mlp)"},
     "hidden": {"type": int, "nargs": "*", "help": "hidden layer widths (default: 1024)"},
     "activation": {"help": "hidden non-linearity (default: the paper's choice for the rule)"},
     "dropout": {"type": float, "help": "drop probability after each hidden layer (0.1)"},
@@ -28,12 +32,26 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "lr": {"type": float, "help": "learning rate (default: ICML 2022 Table 2 for rule, dataset)"},
     "momentum": {"type": float, "help": "SGD momentum (0.9)"},
     "weight_decay": {"type": float, "help": "SGD weight decay (0)"},
+    "warmup_weight_decay": {"type": float, "help": "weight decay of the first epoch only"},
     "lr_decay": {"type": float, "help": "factor applied to the learning rate at each decay (0.1)"},
     "decay_epochs": {"type": int, "nargs": "*", "help": "epochs of the decays (Table 2's)"},
     "seed": {"type": int, "help": "seed of weights, feedback, dropout and batch order (0)"},
     "device": {"help": "cpu or cuda"},
     "data_dir": {"help": "folder holding the datasets (else $BPFREE_DATA, else ~/.cache/bpfree)"},
     "out": {"help": "run folder (default: runs/<dataset>-<rule>-<hidden>-seed<seed>)"},
+}
+
+# Flags of `bpfree theory` that map one to one onto `bpfree.theory.run` arguments; the defaults
+# are the ICLR 2024 Fig. 2b setting.
+THEORY_FLAGS: dict[str, dict[str, Any]] = {
+    "D": {"type": int, "default": 500, "help": "input dimension (500)"},
+    "K": {"type": int, "default": 2, "help": "student hidden units (2)"},
+    "M": {"type": int, "default": 2, "help": "teacher hidden units (2)"},
+    "lr": {"type": float, "default": 0.05, "help": "η: η/√D first layer, η/D second (0.05)"},
+    "kappa": {"type": float, "default": 1.0, "help": "F has entries of std κ/√D (1)"},
+    "seed": {"type": int, "default": 0, "help": "seed of the networks and the data (0)"},
+    "t_max": {"type": float, "default": 2000.0, "help": "last time t = steps / D (2000)"},
+    "streams": {"type": int, "default": 1, "help": "data streams averaged per rule (1)"},
 }
 
 
@@ -49,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
         train_parser.add_argument("--" + key.replace("_", "-"), dest=key, default=None, **spec)
     train_parser.add_argument("--config", help="YAML file of config keys (flags override it)")
     train_parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model option, e.g. --model-option stem=imagenet (repeatable)",
+    )
+    train_parser.add_argument(
+        "--no-diagnostics", action="store_true", help="skip the per-epoch alignment metrics"
+    )
+    train_parser.add_argument(
         "--option",
         action="append",
         default=[],
@@ -57,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     train_parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train_parser.set_defaults(handler=_run_train)
+    theory_parser = commands.add_parser(
+        "theory", help="teacher-student simulations and ODEs of two-layer learning (ICLR 2024 §3)"
+    )
+    theory_parser.add_argument(
+        "--rule", nargs="+", default=["pepita", "afa"], choices=theory.RULES, help="rules to run"
+    )
+    for key, spec in THEORY_FLAGS.items():
+        theory_parser.add_argument("--" + key.replace("_", "-"), dest=key, **spec)
+    theory_parser.add_argument(
+        "--out", default="runs/theory", help="folder of the plots, curves.csv and curves.json"
+    )
+    theory_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    theory_parser.set_defaults(handler=_run_theory)
     return parser
 
 
@@ -65,14 +106,24 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     values.update(
         {key: getattr(args, key) for key in TRAIN_FLAGS if getattr(args, key) is not None}
     )
-    options = dict(values.get("rule_options") or {})
-    for item in args.option:
+    values["rule_options"] = _key_values(values.get("rule_options"), args.option, "--option")
+    values["model_options"] = _key_values(
+        values.get("model_options"), args.model_option, "--model-option"
+    )
+    if args.no_diagnostics:
+        values["diagnostics"] = False
+    return TrainConfig.from_dict(values, source="the command line")
+
+
+def _key_values(base: dict[str, Any] | None, items: list[str], flag: str) -> dict[str, Any]:
+    """``base`` updated with KEY=VALUE items, each value read as YAML (numbers, lists, ...)."""
+    options = dict(base or {})
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--option takes KEY=VALUE, got {item!r}")
+            raise ConfigError(f"{flag} takes KEY=VALUE, got {item!r}")
         options[key] = yaml.safe_load(value)
-    values["rule_options"] = options
-    return TrainConfig.from_dict(values, source="the command line")
+    return options
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -98,6 +149,22 @@ def _run_train(args: argparse.Namespace) -> int:
         )
         return 130
     print(f"test accuracy: {result.test_acc:.2f}%")
+    return 0
+
+
+def _run_theory(args: argparse.Namespace) -> int:
+    options = {key: getattr(args, key) for key in THEORY_FLAGS}
+    steps = len(set(args.rule)) * max(0, round(args.t_max * args.D))
+    with tqdm(total=steps, unit="step", disable=args.no_progress) as bar:
+        try:
+            result = theory.run(args.rule, **options, progress=bar.update)
+        except ValueError as error:
+            print(f"bpfree theory: error: {error}", file=sys.stderr)
+            return 2
+    for path in theory.save(result, args.out):
+        print(f"wrote {path}")
+    for label, row in result.summary().items():
+        print(f"{label:12s} " + "  ".join(f"{key} {value:.4g}" for key, value in row.items()))
     return 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -44,6 +45,10 @@ class Rule(nn.Module):
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         """Run the rule on one batch ``x`` with integer labels ``y`` and write every ``.grad``."""
         raise NotImplementedError
+
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss the rule descends (softmax cross-entropy), also BP's reference for it."""
+        return F.cross_entropy(output, y)
 
     def check_labels(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Raise a ``ValueError`` that says what is wrong with the labels of a batch."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bpfree.rules.base import Rule, StepResult, clear_grads
@@ -35,6 +34,6 @@ class BP(Rule):
         self.check_labels(x, y)
         clear_grads(self.model)
         output = self.model(x)
-        loss = F.cross_entropy(output, y)
+        loss = self.loss(output, y)
         loss.backward()
         return StepResult(loss.item(), output.detach())

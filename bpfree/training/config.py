@@ -23,11 +23,16 @@ class TrainConfig:
     """Everything that defines a training run. ``None`` means "the paper's setting".
 
     ``lr``, ``decay_epochs`` and ``activation`` default to the PEPITA paper's Table 2 choice for
-    the dataset and rule (see ``paper_defaults``); ``resolved()`` fills them in.
+    the dataset and rule (see ``paper_defaults``); ``resolved()`` fills them in. ``hidden``,
+    ``activation``, ``dropout`` and ``bias`` shape the ``mlp`` model; other models take
+    ``model_options``. ``warmup_weight_decay`` replaces ``weight_decay`` in the first epoch (the
+    PFA paper's schedule). ``diagnostics`` logs alignment and update cosines each epoch.
     """
 
     rule: str = "pepita"
     dataset: str = "mnist"
+    model: str = "mlp"
+    model_options: dict[str, Any] = field(default_factory=dict)
     hidden: list[int] = field(default_factory=lambda: [1024])
     activation: str | None = None
     dropout: float = 0.1
@@ -37,6 +42,7 @@ class TrainConfig:
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
+    warmup_weight_decay: float | None = None
     lr_decay: float = 0.1
     decay_epochs: list[int] | None = None
     seed: int = 0
@@ -44,6 +50,7 @@ class TrainConfig:
     data_dir: str | None = None
     out: str | None = None
     rule_options: dict[str, Any] = field(default_factory=dict)
+    diagnostics: bool = True
 
     def resolved(self) -> TrainConfig:
         """A copy with every paper default filled in, validated."""
@@ -60,12 +67,13 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first value out of its range."""
         from bpfree.data import DATASETS
-        from bpfree.models import ACTIVATIONS
+        from bpfree.models import ACTIVATIONS, MODELS
         from bpfree.rules import RULES
 
         checks = [
             ("rule", self.rule in RULES, f"one of {', '.join(sorted(RULES))}"),
             ("dataset", self.dataset in DATASETS, f"one of {', '.join(sorted(DATASETS))}"),
+            ("model", self.model in MODELS, f"one of {', '.join(sorted(MODELS))}"),
             ("hidden", all(h >= 1 for h in self.hidden), "a list of positive widths"),
             (
                 "activation",
@@ -78,6 +86,11 @@ class TrainConfig:
             ("lr", self.lr is None or self.lr > 0.0, "positive"),
             ("momentum", 0.0 <= self.momentum < 1.0, "in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0.0, "non-negative"),
+            (
+                "warmup_weight_decay",
+                self.warmup_weight_decay is None or self.warmup_weight_decay >= 0.0,
+                "non-negative",
+            ),
             ("lr_decay", 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
             (
                 "decay_epochs",

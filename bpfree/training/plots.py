@@ -11,8 +11,8 @@ from bpfree.training.run_folder import atomic_write
 logger = logging.getLogger(__name__)
 
 
-def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
-    """Plot loss and accuracy per epoch; ``False`` (and a log line) when matplotlib is missing."""
+def _pyplot(path: Path):
+    """matplotlib's pyplot on the Agg backend, or ``None`` (and a log line) when not installed."""
     try:
         import matplotlib
 
@@ -20,6 +20,21 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         logger.warning("matplotlib is not installed: skipping %s (pip install bpfree[plots])", path)
+        return None
+    return plt
+
+
+def _save(figure, path: Path, title: str) -> None:
+    figure.suptitle(title)
+    figure.tight_layout()
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    figure.clf()
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
+    """Plot loss and accuracy per epoch; ``False`` when matplotlib is missing."""
+    plt = _pyplot(path)
+    if plt is None:
         return False
     epochs = [row["epoch"] for row in rows]
     figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(10, 4))
@@ -29,8 +44,29 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     acc_axes.plot(epochs, [row["test_acc"] for row in rows], label="test")
     acc_axes.set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy")
     acc_axes.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    _save(figure, path, title)
+    plt.close(figure)
+    return True
+
+
+def plot_alignment(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
+    """Plot, per epoch, each feedback's angle to Wᵀ and each update's cosine to the gradient."""
+    plt = _pyplot(path)
+    if plt is None:
+        return False
+    epochs = [row["epoch"] for row in rows]
+    figure, (angle_axes, cosine_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for layer in rows[-1].get("alignment", {}):
+        angles = [row.get("alignment", {}).get(layer, {}).get("angle") for row in rows]
+        angle_axes.plot(epochs, angles, label=layer)
+    angle_axes.set(xlabel="epoch", ylabel="angle [degrees]", title="feedback against Wᵀ")
+    for name in rows[-1].get("update_cosine", {}):
+        cosines = [row.get("update_cosine", {}).get(name) for row in rows]
+        cosine_axes.plot(epochs, cosines, label=name)
+    cosine_axes.set(xlabel="epoch", ylabel="cosine", title="update against the true gradient")
+    for axes in (angle_axes, cosine_axes):
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize="small")
+    _save(figure, path, title)
     plt.close(figure)
     return True

@@ -33,7 +33,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
 
 
 class RunFolder:
-    """A run's files: ``config.yaml``, ``metrics.jsonl``, ``checkpoint.pt``, ``curves.png``."""
+    """A run's files: ``config.yaml``, ``metrics.jsonl``, ``checkpoint.pt`` and the plots."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -42,6 +42,7 @@ class RunFolder:
         self.metrics = self.path / "metrics.jsonl"
         self.checkpoint = self.path / "checkpoint.pt"
         self.curves = self.path / "curves.png"
+        self.alignment = self.path / "alignment.png"
 
     def write_config(self, config: dict[str, Any]) -> None:
         text = yaml.safe_dump(config, sort_keys=False)

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from bpfree import models
 from bpfree.data import Batches, Dataset, load_dataset
-from bpfree.models import MLP
+from bpfree.diagnostics import update_cosines
 from bpfree.rules import Rule, build
 from bpfree.training.config import ConfigError, TrainConfig
-from bpfree.training.plots import plot_curves
+from bpfree.training.plots import plot_alignment, plot_curves
 from bpfree.training.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -45,22 +46,30 @@ class RunResult:
 
 
 def default_run_folder(config: TrainConfig) -> Path:
-    """``runs/<dataset>-<rule>-<hidden>-seed<seed>``: the same run lands in the same folder."""
-    hidden = "x".join(map(str, config.hidden)) or "linear"
-    return Path("runs") / f"{config.dataset}-{config.rule}-{hidden}-seed{config.seed}"
+    """``runs/<dataset>-<rule>-<model>-seed<seed>``: the same run lands in the same folder.
+
+    The MLP is named by its hidden widths, e.g. ``runs/mnist-pepita-1024-seed0``.
+    """
+    model = "x".join(map(str, config.hidden)) or "linear" if config.model == "mlp" else config.model
+    return Path("runs") / f"{config.dataset}-{config.rule}-{model}-seed{config.seed}"
 
 
-def build_model(config: TrainConfig, data: Dataset) -> MLP:
-    """The fully connected network of the config, seeded."""
-    generator = torch.Generator().manual_seed(config.seed)
-    sizes = (math.prod(data.input_shape), *config.hidden, data.num_classes)
-    return MLP(
-        sizes,
-        activation=config.activation,
-        dropout=config.dropout,
-        bias=config.bias,
-        generator=generator,
-    )
+def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
+    """The config's network for the dataset, seeded."""
+    options = dict(config.model_options)
+    if config.model == "mlp":
+        mlp = {"hidden": config.hidden, "activation": config.activation, "dropout": config.dropout}
+        options = {**mlp, "bias": config.bias, **options}
+    try:
+        return models.build_model(
+            config.model,
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            generator=torch.Generator().manual_seed(config.seed),
+            **options,
+        )
+    except ValueError as error:
+        raise ConfigError(f"model_options: {error}") from None
 
 
 def build_rule(config: TrainConfig, model: nn.Module) -> Rule:
@@ -74,6 +83,16 @@ def build_rule(config: TrainConfig, model: nn.Module) -> Rule:
         return build(config.rule, model, **options)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"rule_options: {error}") from None
+
+
+def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """The epoch's diagnostics: feedback alignment (where the rule has feedback) and the cosine
+    between each parameter's update and its true gradient, on a fixed batch."""
+    row: dict[str, Any] = {"update_cosine": update_cosines(rule, x, y)}
+    alignment = getattr(rule, "alignment", None)
+    if alignment is not None:
+        row["alignment"] = alignment()
+    return row
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
@@ -107,14 +126,19 @@ def train(
     torch.manual_seed(config.seed)
     model = build_model(config, data).to(device)
     rule = build_rule(config, model).to(device)
+    # Plastic feedback (KP's B, PFA's R) learns with the model's optimizer and weight decay.
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        [*model.parameters(), *rule.parameters()],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=config.decay_epochs, gamma=config.lr_decay
     )
     order = torch.Generator().manual_seed(config.seed)
     batches = Batches(data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order)
+    probe = (data.train_x[:256], data.train_y[:256])  # the fixed batch diagnostics look at
 
     metrics: list[dict[str, Any]] = []
     checkpoint = folder.load_checkpoint(map_location=device)
@@ -135,10 +159,15 @@ def train(
         logger.info("resuming %s after epoch %d", folder.path, checkpoint["epoch"])
 
     for epoch in range(len(metrics) + 1, config.epochs + 1):
+        warmup = epoch == 1 and config.warmup_weight_decay is not None
+        for group in optimizer.param_groups:
+            group["weight_decay"] = config.warmup_weight_decay if warmup else config.weight_decay
         row = _train_epoch(rule, optimizer, batches, epoch, config.epochs, progress)
         row["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
         row["test_acc"] = evaluate(model, data.test_x, data.test_y)
+        if config.diagnostics:
+            row.update(diagnose(rule, *probe))
         metrics.append(row)
         folder.write_metrics(metrics)
         folder.save_checkpoint(
@@ -156,8 +185,11 @@ def train(
         if on_epoch is not None:
             on_epoch(row)
     if metrics:
-        title = f"{config.rule} on {config.dataset}, hidden {config.hidden}, seed {config.seed}"
+        model_name = f"hidden {config.hidden}" if config.model == "mlp" else config.model
+        title = f"{config.rule} on {config.dataset}, {model_name}, seed {config.seed}"
         plot_curves(metrics, folder.curves, title)
+        if any("update_cosine" in row for row in metrics):
+            plot_alignment(metrics, folder.alignment, title)
     return RunResult(folder.path, metrics)
 
 

@@ -6,9 +6,11 @@ import pytest
 import torch
 import yaml
 
+from bpfree.data import load_dataset
 from bpfree.rules import StepResult
 from bpfree.rules.bp import BP
 from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, train
+from bpfree.training.trainer import build_model, build_rule
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_acc", "seconds", "lr"}
 
@@ -43,9 +45,13 @@ def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
         "metrics.jsonl",
         "checkpoint.pt",
         "curves.png",
+        "alignment.png",
     }
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert [row["epoch"] for row in rows] == [1, 2] and all(set(r) == METRIC_KEYS for r in rows)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    diagnostics = {"update_cosine"} | ({"alignment"} if rule in ("fa", "pepita") else set())
+    assert all(set(r) == METRIC_KEYS | diagnostics for r in rows)
+    assert rows[-1]["update_cosine"].keys() == {"blocks.0.0.weight", "head.weight"}
     assert [row["lr"] for row in rows] == pytest.approx(
         [0.1 if rule != "drtp" else 0.01] * 1 + [0.01 if rule != "drtp" else 0.001]
     )
@@ -117,3 +123,56 @@ def dataclass_replace(config, **changes):
     import dataclasses
 
     return dataclasses.replace(config, **changes)
+
+
+def test_diagnostics_do_not_change_the_run(data_dir, tmp_path):
+    runs = [
+        train(tiny_config(data_dir, tmp_path / str(d), rule="brsf", diagnostics=d), progress=False)
+        for d in (True, False)
+    ]
+    weights = [torch.load(r.folder / "checkpoint.pt", weights_only=False)["model"] for r in runs]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert "alignment" in runs[0].metrics[-1] and "alignment" not in runs[1].metrics[-1]
+
+
+def test_plastic_feedback_learns_with_the_optimizer(data_dir, tmp_path):
+    """KP in the trainer: W − Bᵀ decays by (1 − ηλ) per step, exactly, whatever the gradients."""
+    settings = dict(rule="kp", lr=0.2, weight_decay=0.5, momentum=0.0, decay_epochs=[9])
+    config = tiny_config(data_dir, tmp_path / "run", **settings).resolved()
+    data = load_dataset("mnist", data_dir)
+    w0 = build_model(config, data).head.weight.detach()
+    b0 = build_rule(config, build_model(config, data)).B[1].detach()
+    train(config, progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    steps = 2 * 3  # 2 epochs of 40 samples in batches of 16
+    expected = (1 - config.lr * 0.5) ** steps * (w0 - b0.T)
+    torch.testing.assert_close(state["model"]["head.weight"] - state["rule"]["B.1"].T, expected)
+
+
+def test_warmup_weight_decay_acts_in_the_first_epoch_only(data_dir, tmp_path, monkeypatch):
+    seen = []
+    real_step = torch.optim.SGD.step
+
+    def step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["weight_decay"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", step)
+    config = tiny_config(data_dir, tmp_path / "r", weight_decay=1e-4, warmup_weight_decay=0.03)
+    train(config, progress=False)
+    assert set(seen[:3]) == {0.03} and set(seen[3:]) == {1e-4}
+
+
+def test_a_named_model_trains_with_a_feedback_rule(data_dir, tmp_path):
+    config = tiny_config(data_dir, tmp_path / "run", rule="pfa", model="lenet", epochs=1)
+    rows = train(config, progress=False).metrics
+    assert rows[0]["alignment"].keys() == {"blocks.1.0", "blocks.2.1", "blocks.3.0", "head"}
+
+
+def test_bad_model_and_rule_options_are_named(data_dir, tmp_path):
+    config = tiny_config(data_dir, tmp_path / "r", model="lenet", model_options={"stem": "x"})
+    with pytest.raises(ConfigError, match=r"model_options.*stem"):
+        train(config, progress=False)
+    config = tiny_config(data_dir, tmp_path / "r", rule="pfa", rule_options={"expansion": 0.5})
+    with pytest.raises(ConfigError, match=r"rule_options.*expansion ratio must be at least 1"):
+        train(config, progress=False)

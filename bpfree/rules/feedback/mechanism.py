@@ -184,7 +184,7 @@ class FeedbackRule(Rule):
         }
         with FeedbackMode(paths):
             output = self.model(x)
-        loss = F.cross_entropy(output, y)
+        loss = self.loss(output, y)
         loss.backward()
         self.after_backward()
         return StepResult(loss.item(), output.detach())

@@ -119,6 +119,21 @@ class PEPITA(ForwardOnlyRule):
         write_outer_grad(self.stack.output, e, self.presynaptic_of(h_err, clean[-1]), n)  # eq. 5
         return StepResult(loss.item(), logits)
 
+    def alignment(self) -> dict[str, dict[str, float]]:
+        """Angle between F and the product of the forward weights (W_L ⋯ W_1)ᵀ (ICML Fig. 3b)."""
+        from bpfree.diagnostics import angle_degrees, norm_ratio
+
+        with torch.no_grad():
+            product = self.stack.layers[0].linear.weight.T
+            for layer in self.stack.layers[1:]:
+                product = product @ layer.linear.weight.T  # (i, c) after the last layer
+            return {
+                "F": {
+                    "angle": angle_degrees(self.F, product),
+                    "norm_ratio": norm_ratio(self.F, product),
+                }
+            }
+
     def presynaptic_of(self, modulated: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         """The presynaptic term: the modulated-pass activity (eqs. 3-5) or the clean one."""
         return modulated if self.presynaptic == "modulated" else clean

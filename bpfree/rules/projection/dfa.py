@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bpfree.rules.projection.mechanism import ProjectionRule
@@ -28,6 +27,7 @@ class DFA(ProjectionRule):
         points: modules (or their names) at whose outputs B_l e is injected; default
             ``model.blocks``.
         seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
+        sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
@@ -46,12 +46,12 @@ class DFA(ProjectionRule):
         *,
         points: Sequence[str | nn.Module] | None = None,
         seed: int = 0,
+        sparsity: float = 0.0,
         num_classes: int | None = None,
     ) -> None:
-        super().__init__(model, points=points, seed=seed, num_classes=num_classes)
-
-    def output_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, y)
+        super().__init__(
+            model, points=points, seed=seed, sparsity=sparsity, num_classes=num_classes
+        )
 
     def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         e = torch.softmax(output, dim=1)

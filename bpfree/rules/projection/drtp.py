@@ -30,6 +30,7 @@ class DRTP(ProjectionRule):
         points: modules (or their names) at whose outputs B_l (−t) is injected; default
             ``model.blocks``.
         seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
+        sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
@@ -48,11 +49,14 @@ class DRTP(ProjectionRule):
         *,
         points: Sequence[str | nn.Module] | None = None,
         seed: int = 0,
+        sparsity: float = 0.0,
         num_classes: int | None = None,
     ) -> None:
-        super().__init__(model, points=points, seed=seed, num_classes=num_classes)
+        super().__init__(
+            model, points=points, seed=seed, sparsity=sparsity, num_classes=num_classes
+        )
 
-    def output_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = one_hot(y, self.num_classes, output.dtype)
         return F.binary_cross_entropy_with_logits(output, t, reduction="sum") / y.shape[0]
 

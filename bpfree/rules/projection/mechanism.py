@@ -76,9 +76,13 @@ class ProjectionRule(Rule):
         *,
         points: Sequence[str | nn.Module] | None = None,
         seed: int = 0,
+        sparsity: float = 0.0,
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
+        if not 0.0 <= sparsity < 1.0:
+            raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
+        self.sparsity = float(sparsity)
         resolved = resolve_points(model, points, type(self).__name__)
         self.points: list[str] = list(resolved)
         object.__setattr__(self, "point_modules", list(resolved.values()))
@@ -94,15 +98,17 @@ class ProjectionRule(Rule):
         )
 
     def init_feedback(self, width: int, generator: torch.Generator, dtype) -> torch.Tensor:
-        """B_l (k, c), uniform in ±√(6 / k): the scale of a He-uniform W_{l+1}ᵀ it stands for."""
+        """B_l (k, c), uniform in ±√(6 / k): the scale of a He-uniform W_{l+1}ᵀ it stands for.
+
+        With ``sparsity``, a fixed random fraction of its entries is zero (PFA paper Sec. 7).
+        """
         bound = math.sqrt(6.0 / width)
-        return torch.empty(width, self.num_classes, dtype=dtype).uniform_(
+        b = torch.empty(width, self.num_classes, dtype=dtype).uniform_(
             -bound, bound, generator=generator
         )
-
-    def output_loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The loss whose exact gradient trains the last block."""
-        raise NotImplementedError
+        if self.sparsity:
+            b.mul_(torch.rand(b.shape, generator=generator) >= self.sparsity)
+        return b
 
     def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The signal s (n, c) sent to every point, already averaged over the batch."""
@@ -131,7 +137,7 @@ class ProjectionRule(Rule):
         if len(captured) != len(self.point_modules):
             missing = [p for i, p in enumerate(self.points) if i not in captured]
             raise RuntimeError(f"injection points never ran in the forward pass: {missing}")
-        loss = self.output_loss(output, y)
+        loss = self.loss(output, y)
         signal = self.projected_signal(output.detach(), y)
         hidden = [captured[i] for i in range(len(self.point_modules))]
         injected = [signal @ b.T for b in self.B]  # s B_lᵀ: 'nc,kc->nk'

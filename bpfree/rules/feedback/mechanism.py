@@ -50,10 +50,10 @@ class _FeedbackFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         ops, config = ctx.ops, ctx.config
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = ctx.path(grad_y, x, config)
         if ctx.needs_input_grad[1]:
             grad_w = ops.weight_grad(x, grad_y, weight, config)
+        if ctx.needs_input_grad[0]:
+            grad_x = ctx.path(grad_y, x, config, grad_w)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = ops.bias_grad(grad_y)
         return grad_x, grad_w, grad_b, None, None, None
@@ -62,7 +62,8 @@ class _FeedbackFunction(torch.autograd.Function):
 class FeedbackMode(TorchFunctionMode):
     """Inside this context, linear and conv calls on the given weights take their feedback paths.
 
-    ``paths`` maps a weight to ``path(δy, x, config) -> δx``; other calls run unchanged.
+    ``paths`` maps a weight to ``(ops, path)`` with ``path(δy, x, config, δW) -> δx``; other
+    calls run unchanged.
     """
 
     def __init__(self, paths: dict[nn.Parameter, object]) -> None:
@@ -161,9 +162,13 @@ class FeedbackRule(Rule):
         raise NotImplementedError
 
     def backward_through(
-        self, index: int, grad_y: torch.Tensor, x: torch.Tensor, config
+        self, index: int, grad_y: torch.Tensor, x: torch.Tensor, config, grad_w
     ) -> torch.Tensor:
-        """δx of layer ``index``: δy sent through its feedback, δx = δy B̃ (B̃ = feedbackᵀ)."""
+        """δx of layer ``index``: δy sent through its feedback, δx = δy B̃ (B̃ = feedbackᵀ).
+
+        ``grad_w`` is the layer's exact weight gradient δW, already computed (``None`` when the
+        weight is frozen), for rules whose feedback learns from it.
+        """
         ops: LayerOps = self.ops[index]
         return ops.input_grad(grad_y, ops.transpose(self.feedback(index)), x, config)
 
@@ -190,9 +195,9 @@ class FeedbackRule(Rule):
         return StepResult(loss.item(), output.detach())
 
     def _path(self, index: int):
-        def path(grad_y, x, config):
+        def path(grad_y, x, config, grad_w):
             self.feedback_inputs[index] = (tuple(x.shape), config)
-            return self.backward_through(index, grad_y, x, config)
+            return self.backward_through(index, grad_y, x, config, grad_w)
 
         return path
 

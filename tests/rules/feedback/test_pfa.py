@@ -87,3 +87,24 @@ def test_bad_options_name_the_valid_range(option, value):
 def test_grouped_convolution_is_refused(residual_cnn):
     with pytest.raises(ValueError, match=r"grouped convolution 'branch\.1'"):
         PFA(residual_cnn(groups=2))
+
+
+@pytest.mark.parametrize("batch", [2, 40])  # fewer and more samples than outputs: both orders
+def test_pfa_follows_equations_4_to_6(batch):
+    torch.manual_seed(0)
+    model = MLP((5, 9, 12, 4)).double()
+    rule = PFA(model, expansion=3.0).double()
+    x, y = torch.randn(batch, 5, dtype=torch.float64), torch.randint(0, 4, (batch,))
+    rule.step(x, y)
+    W1, W2, W3 = (layer.weight.detach() for layer in model.linears)
+    h1 = torch.relu(x @ W1.T)
+    h2 = torch.relu(h1 @ W2.T)
+    e3 = (torch.softmax(h2 @ W3.T, 1) - torch.nn.functional.one_hot(y, 4)) / batch
+    R2, B2, R1, B1 = rule.R[2].detach(), rule.B[2], rule.R[1].detach(), rule.B[1]
+    e_bar2 = e3 @ B2.T  # ē = B e (eq. 4)
+    e2 = (e_bar2 @ R2.T) * (h2 > 0)  # e = σ′ ⊙ R ē (eq. 5)
+    e_bar1 = e2 @ B1.T
+    e1 = (e_bar1 @ R1.T) * (h1 > 0)
+    torch.testing.assert_close(rule.R[2].grad, h2.T @ e_bar2)  # ∇R = x ēᵀ (eq. 6)
+    torch.testing.assert_close(rule.R[1].grad, h1.T @ e_bar1)
+    torch.testing.assert_close(model.linears[0].weight.grad, e1.T @ x)

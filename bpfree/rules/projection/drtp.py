@@ -22,8 +22,16 @@ class DRTP(ProjectionRule):
 
     Update:
         δ_L = σ(a_L) − t   (the exact gradient of the binary cross-entropy on sigmoid outputs)
-        δ_l = (B_l (−t)) ⊙ σ′(a_l),   ΔW_l = δ_l h_{l−1}ᵀ   (averaged over the batch)
+        δ_l = (B_l (−t)) ⊙ σ′(a_l),   ΔW_l = δ_l h_{l−1}ᵀ
     As in the PEPITA paper's Table 1, use it with tanh hidden units (``MLP(activation="tanh")``).
+
+    The target projection is not the gradient of a loss, so how it is scaled against the output
+    layer's gradient is a choice; ``scaling`` offers two:
+        "reference": as in Frenkel et al.'s code, which made the PEPITA paper's DRTP numbers: the
+            hidden updates sum δ_l h_{l−1}ᵀ over the batch, and the output layer descends the
+            binary cross-entropy averaged over batch and classes (its gradient carries 1/(n c)).
+        "mean": every update averaged over the batch, the cross-entropy summed over classes.
+    At batch size n the reference scaling weighs the hidden layers n·c times more.
 
     Args:
         model: an ``nn.Module`` with ``blocks`` (e.g. ``MLP``), or any model with ``points``.
@@ -31,6 +39,7 @@ class DRTP(ProjectionRule):
             ``model.blocks``.
         seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
         sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
+        scaling: ``"reference"`` (default) or ``"mean"``, see above.
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
@@ -50,15 +59,21 @@ class DRTP(ProjectionRule):
         points: Sequence[str | nn.Module] | None = None,
         seed: int = 0,
         sparsity: float = 0.0,
+        scaling: str = "reference",
         num_classes: int | None = None,
     ) -> None:
         super().__init__(
             model, points=points, seed=seed, sparsity=sparsity, num_classes=num_classes
         )
+        if scaling not in ("reference", "mean"):
+            raise ValueError(f"scaling must be 'reference' or 'mean', got {scaling!r}")
+        self.scaling = scaling
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = one_hot(y, self.num_classes, output.dtype)
-        return F.binary_cross_entropy_with_logits(output, t, reduction="sum") / y.shape[0]
+        loss = F.binary_cross_entropy_with_logits(output, t, reduction="sum") / y.shape[0]
+        return loss / self.num_classes if self.scaling == "reference" else loss
 
     def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return one_hot(y, self.num_classes, output.dtype).div_(-y.shape[0])  # −t, batch-averaged
+        minus_t = one_hot(y, self.num_classes, output.dtype).neg_()  # −t
+        return minus_t if self.scaling == "reference" else minus_t.div_(y.shape[0])

@@ -1,5 +1,6 @@
 """DRTP: hidden layers learn from the target alone; the output layer from its true error."""
 
+import pytest
 import torch
 
 from bpfree.models import MLP
@@ -30,15 +31,17 @@ def test_dfa_hidden_updates_do_depend_on_it():
     assert not torch.allclose(before[0], after[0])
 
 
-def test_drtp_gives_the_closed_form_update():
+@pytest.mark.parametrize(("scaling", "hidden", "output"), [("mean", 6, 6), ("reference", 1, 18)])
+def test_drtp_gives_the_closed_form_update(scaling, hidden, output):
+    """Hidden updates carry 1/hidden, the output update 1/output (n = 6, c = 3)."""
     model = MLP((5, 4, 3), activation="tanh").double()
     x, y = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 2, 1, 0])
-    rule = DRTP(model).double()
+    rule = DRTP(model, scaling=scaling).double()
     rule.step(x, y)
     W1, W2 = (layer.weight for layer in model.linears)
     t = torch.nn.functional.one_hot(y, 3).double()
     h1 = torch.tanh(x @ W1.T)
-    d1 = (-t @ rule.B[0].T) * (1 - h1**2) / 6  # δ_1 = (B_1 (−t)) ⊙ σ′(a_1)
+    d1 = (-t @ rule.B[0].T) * (1 - h1**2)  # δ_1 = (B_1 (−t)) ⊙ σ′(a_1)
     e = torch.sigmoid(h1 @ W2.T) - t
-    torch.testing.assert_close(W1.grad, d1.T @ x)
-    torch.testing.assert_close(W2.grad, e.T @ h1 / 6)
+    torch.testing.assert_close(W1.grad, d1.T @ x / hidden)
+    torch.testing.assert_close(W2.grad, e.T @ h1 / output)

@@ -8,8 +8,9 @@
 from bpfree.rules.base import Rule, StepResult
 from bpfree.rules.bp import BP
 from bpfree.rules.feedback import BRSF, FA, FRSF, KP, PFA, USF, WM, PFAOrthogonal
+from bpfree.rules.forward_gradient import FGActivity, FGWeight
 from bpfree.rules.forward_only import PEPITA
-from bpfree.rules.projection import DFA, DRTP
+from bpfree.rules.projection import DFA, DRTP, GrAPE
 from bpfree.rules.registry import RULES, build, get_rule, rule_options
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     "RULES",
     "USF",
     "WM",
+    "FGActivity",
+    "FGWeight",
+    "GrAPE",
     "PFAOrthogonal",
     "Rule",
     "StepResult",

@@ -72,13 +72,18 @@ def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
         raise ConfigError(f"model_options: {error}") from None
 
 
-def build_rule(config: TrainConfig, model: nn.Module) -> Rule:
+def build_rule(
+    config: TrainConfig, model: nn.Module, data_shape: tuple[int, ...] | None = None
+) -> Rule:
     """The config's rule on ``model``, seeded by the run's seed unless its options say otherwise."""
     options = dict(config.rule_options)
     from bpfree.rules import get_rule
 
-    if "seed" in inspect.signature(get_rule(config.rule).__init__).parameters:
+    parameters = inspect.signature(get_rule(config.rule).__init__).parameters
+    if "seed" in parameters:
         options.setdefault("seed", config.seed)
+    if "example_input" in parameters and config.model != "mlp":
+        options.setdefault("example_input", data_shape)  # conv injection points need map shapes
     try:
         return build(config.rule, model, **options)
     except (TypeError, ValueError) as error:
@@ -125,7 +130,7 @@ def train(
     folder = RunFolder(config.out or default_run_folder(config))
     torch.manual_seed(config.seed)
     model = build_model(config, data).to(device)
-    rule = build_rule(config, model).to(device)
+    rule = build_rule(config, model, data.input_shape).to(device)
     # Plastic feedback (KP's B, PFA's R) learns with the model's optimizer and weight decay.
     optimizer = torch.optim.SGD(
         [*model.parameters(), *rule.parameters()],

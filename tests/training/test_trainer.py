@@ -176,3 +176,10 @@ def test_bad_model_and_rule_options_are_named(data_dir, tmp_path):
     config = tiny_config(data_dir, tmp_path / "r", rule="pfa", rule_options={"expansion": 0.5})
     with pytest.raises(ConfigError, match=r"rule_options.*expansion ratio must be at least 1"):
         train(config, progress=False)
+
+
+@pytest.mark.parametrize("rule", ["dfa", "grape"])
+def test_projection_rules_train_a_conv_net(rule, data_dir, tmp_path):
+    config = tiny_config(data_dir, tmp_path / "run", rule=rule, model="lenet", epochs=1)
+    rows = train(config, progress=False).metrics
+    assert rows[0]["update_cosine"].keys() >= {"blocks.0.0.weight", "head.weight"}

@@ -36,10 +36,14 @@ class DRTP(ProjectionRule):
     Args:
         model: an ``nn.Module`` with ``blocks`` (e.g. ``MLP``), or any model with ``points``.
         points: modules (or their names) at whose outputs B_l (−t) is injected; default
-            ``model.blocks``.
+            ``model.blocks`` ('macro'); layers inside the blocks give the 'micro' setting.
         seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
         sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
         scaling: ``"reference"`` (default) or ``"mean"``, see above.
+        example_input: an input batch, or the shape of one input (e.g. (3, 32, 32)), from
+            which one probe forward pass reads the output shape of each point; needed when a
+            point's output is a feature map (k = C·h·w, B_l e reshaped to (C, h, w)), optional
+            when every point ends in an ``nn.Linear``.
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
@@ -60,10 +64,16 @@ class DRTP(ProjectionRule):
         seed: int = 0,
         sparsity: float = 0.0,
         scaling: str = "reference",
+        example_input: torch.Tensor | Sequence[int] | None = None,
         num_classes: int | None = None,
     ) -> None:
         super().__init__(
-            model, points=points, seed=seed, sparsity=sparsity, num_classes=num_classes
+            model,
+            points=points,
+            seed=seed,
+            sparsity=sparsity,
+            example_input=example_input,
+            num_classes=num_classes,
         )
         if scaling not in ("reference", "mean"):
             raise ValueError(f"scaling must be 'reference' or 'mean', got {scaling!r}")

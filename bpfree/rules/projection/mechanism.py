@@ -4,9 +4,16 @@ The model is cut into blocks at its injection points. During the rule's forward 
 point's output is captured and the next block receives it detached, so no gradient crosses from
 one block to the one below. A single backward call then sends the output loss's exact gradient
 through the last block and the projected signal s B_lᵀ into each point, from where autograd runs
-exactly inside the point's block.
+exactly inside the point's block: everything the forward pass computes from the previous point's
+output (or the input) up to this point's output.
 
-Index letters: n batch, c classes, k features at an injection point.
+A point is any module with parameters. Its output may be a feature vector (n, k) or a feature
+map (n, C, h, w): then k = C·h·w, B_l is (C·h·w, c) and s B_lᵀ is reshaped to the map. The
+'macro' setting of Launay et al. (2020) marks whole blocks (the default, ``model.blocks``); the
+'micro' setting marks the layers inside them, e.g. ``points=[m for m in model.modules() if
+isinstance(m, (nn.Conv2d, nn.Linear))][:-1]``.
+
+Index letters: n batch, c classes, k features at an injection point, h w spatial.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import torch
 from torch import nn
 
 from bpfree.rules.base import BufferList, Rule, StepResult, clear_grads, feedback_generator
+from bpfree.rules.forward_gradient.mechanism import output_shapes
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +63,43 @@ def resolve_points(
     return resolved
 
 
-def point_width(path: str, module: nn.Module) -> int:
-    """The number of features k at an injection point: the out_features of its last Linear."""
-    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"cannot tell the width of injection point {path!r}: it has no nn.Linear")
-    return linears[-1].out_features
+def point_shapes(
+    model: nn.Module,
+    points: dict[str, nn.Module],
+    example_input: torch.Tensor | Sequence[int] | None,
+) -> list[tuple[int, ...]]:
+    """The shape of one sample of each point's output: (k,) or a feature map (C, h, w).
+
+    With ``example_input`` (a batch, or the shape of one input sample) one forward pass is run
+    in eval mode under ``torch.no_grad()`` to read the shapes; without it each point must end in
+    an ``nn.Linear``, whose out_features is k.
+    """
+    if example_input is None:
+        shapes = []
+        for path, module in points.items():
+            linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+            if not linears:
+                raise ValueError(
+                    f"cannot tell the width of injection point {path!r}: it has no nn.Linear; "
+                    "pass example_input= (an input batch or the shape of one input) so that "
+                    "the rule reads the shape of its output"
+                )
+            shapes.append((linears[-1].out_features,))
+        return shapes
+    reference = next(model.parameters())
+    if isinstance(example_input, torch.Tensor):
+        x = example_input[:1].to(device=reference.device, dtype=reference.dtype)
+    else:
+        x = torch.zeros(1, *example_input, device=reference.device, dtype=reference.dtype)
+    return output_shapes(model, points, x)
 
 
 class ProjectionRule(Rule):
     """A rule that projects a signal s (n, c) from the output to each point through B_l (k, c).
 
     Subclasses say which signal is projected (``projected_signal``) and which loss trains the
-    output block (``output_loss``). ``points`` names each injection point.
+    output block (``loss``). ``points`` names each injection point; ``point_shapes`` gives the
+    shape of one sample of each point's output, k = its product.
     """
 
     def __init__(
@@ -77,6 +109,7 @@ class ProjectionRule(Rule):
         points: Sequence[str | nn.Module] | None = None,
         seed: int = 0,
         sparsity: float = 0.0,
+        example_input: torch.Tensor | Sequence[int] | None = None,
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
@@ -86,14 +119,15 @@ class ProjectionRule(Rule):
         resolved = resolve_points(model, points, type(self).__name__)
         self.points: list[str] = list(resolved)
         object.__setattr__(self, "point_modules", list(resolved.values()))
+        self.point_shapes = point_shapes(model, resolved, example_input)
         generator = feedback_generator(seed, self.name)
         reference = next(model.parameters())
         self.B = BufferList(
             [
-                self.init_feedback(point_width(path, module), generator, reference.dtype).to(
+                self.init_feedback(math.prod(shape), generator, reference.dtype).to(
                     reference.device
                 )
-                for path, module in resolved.items()
+                for shape in self.point_shapes
             ]
         )
 
@@ -114,13 +148,23 @@ class ProjectionRule(Rule):
         """The signal s (n, c) sent to every point, already averaged over the batch."""
         raise NotImplementedError
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
-        clear_grads(self.model)
+    def forward_captured(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The model's output, and each point's output h_l (n, *shape) still attached to its block.
+
+        Each block above a point receives the point's output detached, so the graph of the
+        returned output reaches back only to the last point.
+        """
         captured: dict[int, torch.Tensor] = {}
 
         def capture(index: int):
             def hook(module, inputs, output):
+                if tuple(output.shape[1:]) != self.point_shapes[index]:
+                    raise ValueError(
+                        f"injection point {self.points[index]!r} gave outputs of shape "
+                        f"{tuple(output.shape[1:])} per sample, but its feedback matrix was built "
+                        f"for {self.point_shapes[index]}; build the rule with an example_input "
+                        "of the shape the model is trained on"
+                    )
                 captured[index] = output
                 return output.detach()
 
@@ -137,9 +181,17 @@ class ProjectionRule(Rule):
         if len(captured) != len(self.point_modules):
             missing = [p for i, p in enumerate(self.points) if i not in captured]
             raise RuntimeError(f"injection points never ran in the forward pass: {missing}")
+        hidden = [captured[i] for i in range(len(self.point_modules))]
+        return output, hidden
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        self.check_labels(x, y)
+        clear_grads(self.model)
+        output, hidden = self.forward_captured(x)
         loss = self.loss(output, y)
         signal = self.projected_signal(output.detach(), y)
-        hidden = [captured[i] for i in range(len(self.point_modules))]
-        injected = [signal @ b.T for b in self.B]  # s B_lᵀ: 'nc,kc->nk'
+        injected = [  # s B_lᵀ: 'nc,kc->nk', reshaped to the point's output (n, C, h, w)
+            (signal @ b.T).view(h.shape) for b, h in zip(self.B, hidden, strict=True)
+        ]
         torch.autograd.backward([loss, *hidden], [None, *injected])
         return StepResult(loss.item(), output.detach())

@@ -1,0 +1,83 @@
+"""Weight-perturbed forward gradient: all parameters nudged along one random direction."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bpfree.rules.base import Rule, StepResult
+from bpfree.rules.forward_gradient.mechanism import RandomStream, check_perturbations
+from bpfree.rules.forward_only.mechanism import grad_buffer
+from bpfree.rules.registry import register
+
+
+@register
+class FGWeight(Rule):
+    """Weight-perturbed forward gradient (Baydin et al. 2022): g = (∇L · v) v, v ~ N(0, I).
+
+    Symbols: θ all trainable parameters, v a direction with one N(0, 1) entry per parameter,
+    L the batch-mean softmax cross-entropy, ∇L · v its directional derivative, computed by
+    ``torch.func.jvp`` through ``torch.func.functional_call`` in the forward pass.
+
+    Update (GrAPE paper Sec. 2.3; unbiased since E[v vᵀ] = I):
+        g = (1/K) Σ_k (∇L · v_k) v_k,   written into every parameter's ``.grad``
+    Its variance grows with the number of parameters: expect it to learn only small networks.
+
+    Args:
+        model: any ``nn.Module`` returning logits (n, c), without BatchNorm running statistics.
+        perturbations: K, directions per batch, averaged; a positive int.
+        seed: seed of the stream of directions (saved in ``state_dict()`` as ``stream.state``).
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
+
+    Example:
+        >>> rule = FGWeight(MLP((784, 256, 10)), perturbations=4)
+        >>> rule.step(x, y); opt.step()
+
+    Reference: Baydin, Pearlmutter, Syme, Wood, Torr, "Gradients without backpropagation",
+    arXiv:2202.08587, 2022.
+    """
+
+    name = "fg-weight"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        perturbations: int = 1,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, num_classes=num_classes)
+        self.perturbations = check_perturbations(perturbations)
+        for path, module in model.named_modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+                raise ValueError(
+                    f"{self.name} cannot train {path!r} ({type(module).__name__}): its running "
+                    "statistics cannot be updated inside torch.func.jvp; build it with "
+                    "track_running_stats=False"
+                )
+        self.stream = RandomStream(seed, self.name)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        self.check_labels(x, y)
+        named = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
+        theta = {name: p.detach() for name, p in named.items()}
+
+        def loss_of(params: dict[str, torch.Tensor]):
+            output = torch.func.functional_call(self.model, params, (x,))
+            return F.cross_entropy(output, y), output
+
+        grads = {name: grad_buffer(p).zero_() for name, p in named.items()}
+        reference = next(iter(theta.values()))
+        for _ in range(self.perturbations):
+            draws = self.stream.normal([t.shape for t in theta.values()], reference)
+            v = dict(zip(theta, draws, strict=True))
+            with torch.no_grad():
+                loss, slope, output = torch.func.jvp(loss_of, (theta,), (v,), has_aux=True)
+                for name, g in grads.items():
+                    g.add_(v[name] * (slope / self.perturbations))  # (∇L · v) v / K
+        return StepResult(loss.item(), output)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, perturbations={self.perturbations}"

@@ -1,0 +1,155 @@
+"""GrAPE: DFA whose feedback matrices turn toward the activity-perturbed forward gradient."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from bpfree.rules.base import BufferList, StepResult, one_hot
+from bpfree.rules.forward_gradient.mechanism import (
+    RandomStream,
+    activity_gradient,
+    activity_jvp,
+    check_perturbations,
+)
+from bpfree.rules.projection.dfa import DFA
+from bpfree.rules.registry import register
+
+
+@register
+class GrAPE(DFA):
+    """Gradient-aligned projected error (GrAPE paper Algorithm 1): DFA with B_l aligned by eq. 6.
+
+    Symbols: e_i = softmax(a_L,i) − t_i the output error (n, c); h_l the output of injection
+    point l, k = its size; u_l ~ N(0, I) a perturbation of h_l; ĝ_l,i = d_i u_l,i the
+    activity-perturbed forward gradient of ℓ_i at h_l (eq. 4, by ``torch.func.jvp``); B_l (k, c).
+
+    Each step, before DFA's update (eq. 2) with the new B_l:
+        G_l = Σ_i ĝ_l,i e_iᵀ                 (k, c): the forward gradient's image of the error
+        Ḡ_l ← Ḡ_l + (G_l − Ḡ_l) / t          the cumulative moving average over steps t
+        cos ω̄_l = ⟨B_l, Ḡ_l⟩ / (‖B_l‖ ‖Ḡ_l‖)   (eq. 5; ⟨B_l, G_l⟩ = Σ_i (B_l e_i) · ĝ_l,i)
+        B_l ← B_l − η_B ∇_B (1 − cos ω̄_l) + ξ, then rescaled to its initial norm   (eq. 6)
+    with ξ ~ N(0, I) scaled to ‖ξ‖ = noise · ‖B_l‖ (App. A), so that B moves even where the
+    descent direction vanishes (Ḡ_l = 0, or B_l antiparallel to Ḡ_l).
+
+    Reading of eq. 6: written literally, B ← B − η_B (1 − cos ω̄) B only rescales B, which the
+    norm rescaling then undoes, so B would never turn. We take it as one plain SGD step on
+    (1 − cos ω̄_l) with respect to B_l, ∇_B cos = Ḡ/(‖B‖ ‖Ḡ‖) − cos · B/‖B‖², which is what
+    makes cos ω̄ rise toward 1 as in App. A Fig. 4. The step is tangent to the sphere ‖B‖ =
+    const, so its angular rate is about η_B / ‖B‖² per step.
+
+    The B_l are drawn from N(0, 2/k) (the paper's normal draw, at a He-uniform B's variance).
+    The forward-gradient pass is a second forward pass beside DFA's. It estimates each sample's
+    gradient from that sample's loss, which leaves out the cross-sample terms of BatchNorm in
+    training mode; it does not move BatchNorm's running statistics (DFA's pass does).
+
+    Args:
+        model: an ``nn.Module`` with ``blocks``, or any model with ``points``.
+        points: modules (or their names) at whose outputs B_l e is injected and h_l perturbed;
+            default ``model.blocks``.
+        seed: seed of the B_l and of the perturbations (two separate streams).
+        feedback_lr: η_B, the SGD learning rate of the B_l (paper: 1e-3); positive.
+        perturbations: forward-gradient directions per batch, averaged into G_l; positive int.
+        noise: ‖ξ‖ / ‖B_l‖ of the noise added at each B update; non-negative.
+        example_input: an input batch or the shape of one input; needed for feature-map points.
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
+
+    State: ``B.l`` (k, c), ``G.l`` (k, c) the averages Ḡ_l, ``steps`` t, ``stream.state`` (the
+    position of the perturbation stream).
+
+    Example:
+        >>> rule = GrAPE(lenet4, example_input=(3, 32, 32))
+        >>> opt = torch.optim.Adam(lenet4.parameters(), lr=1e-4)
+        >>> rule.step(x, y); opt.step()
+
+    Reference: anonymous authors, "Backpropagation-free Learning through Gradient Aligned
+    Feedbacks", under review (GrAPE).
+    """
+
+    name = "grape"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        points: Sequence[str | nn.Module] | None = None,
+        seed: int = 0,
+        feedback_lr: float = 1e-3,
+        perturbations: int = 1,
+        noise: float = 1e-6,
+        example_input: torch.Tensor | Sequence[int] | None = None,
+        num_classes: int | None = None,
+    ) -> None:
+        if not feedback_lr > 0.0:
+            raise ValueError(f"feedback_lr must be positive, got {feedback_lr!r}")
+        if not noise >= 0.0:
+            raise ValueError(f"noise must be non-negative, got {noise!r}")
+        super().__init__(
+            model, points=points, seed=seed, example_input=example_input, num_classes=num_classes
+        )
+        self.feedback_lr = float(feedback_lr)
+        self.noise = float(noise)
+        self.perturbations = check_perturbations(perturbations)
+        self.G = BufferList([torch.zeros_like(b) for b in self.B])
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+        self.stream = RandomStream(seed, f"{self.name} perturbations")
+
+    def init_feedback(self, width: int, generator: torch.Generator, dtype) -> torch.Tensor:
+        """B_l (k, c) from N(0, 2/k)."""
+        b = torch.randn(width, self.num_classes, generator=generator, dtype=dtype)
+        return b.mul_(math.sqrt(2.0 / width))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        self.check_labels(x, y)
+        self.align(x, y)
+        return super().step(x, y)
+
+    def align(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+        """Update Ḡ_l and B_l from one forward-gradient pass on (x, y); return each cos ω̄_l."""
+        n = x.shape[0]
+        shapes = [(n, *shape) for shape in self.point_shapes]
+        g_sum = [torch.zeros_like(g) for g in self.G]
+        for _ in range(self.perturbations):
+            u = self.stream.normal(shapes, self.B[0])
+            _, d, output, _ = activity_jvp(self.model, self.point_modules, x, y, u)
+            with torch.no_grad():
+                e = torch.softmax(output, dim=1) - one_hot(y, self.num_classes, output.dtype)
+                for total, u_l in zip(g_sum, u, strict=True):
+                    total.addmm_(activity_gradient(d, u_l).reshape(n, -1).T, e)  # 'nk,nc->kc'
+        self.steps += 1
+        noise = self.stream.normal([b.shape for b in self.B], self.B[0]) if self.noise else None
+        cosines = []
+        for i, (b, g_bar, total) in enumerate(zip(self.B, self.G, g_sum, strict=True)):
+            g_bar.add_(total.div_(self.perturbations).sub_(g_bar), alpha=1.0 / self.steps.item())
+            xi = None if noise is None else noise[i].mul_(self.noise * b.norm() / noise[i].norm())
+            cosines.append(align_feedback(b, g_bar, lr=self.feedback_lr, noise=xi))
+        return cosines
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, feedback_lr={self.feedback_lr}, noise={self.noise}"
+
+
+def align_feedback(
+    b: torch.Tensor,
+    g_bar: torch.Tensor,
+    *,
+    lr: float,
+    noise: torch.Tensor | None = None,
+) -> float:
+    """One step of eq. 6 on B (k, c), in place: descend 1 − cos ω̄, add ξ, rescale to ‖B‖.
+
+    Returns cos ω̄ before the step (0 where Ḡ = 0).
+    """
+    b_norm, g_norm = b.norm(), g_bar.norm()
+    if g_norm > 0:
+        cos = (b * g_bar).sum() / (b_norm * g_norm)
+        b.add_(g_bar / (b_norm * g_norm) - cos * b / b_norm**2, alpha=lr)  # −η ∇_B (1 − cos ω̄)
+    else:
+        cos = torch.zeros_like(b_norm)
+    if noise is not None:
+        b.add_(noise)
+    b.mul_(b_norm / b.norm())
+    return float(cos)

@@ -104,5 +104,7 @@ class BRSF(SignSymmetry):
     name = "brsf"
 
     def before_step(self) -> None:
-        for layer, magnitude in zip(self.layers, self.magnitudes, strict=True):
-            magnitude.copy_(he_uniform_like_transposed(layer.weight, self.generator).abs_())
+        # Only the layers whose feedback carries errors (all of them before the first step).
+        for index in self.feedback_inputs or range(len(self.layers)):
+            weight = self.layers[index].weight
+            self.magnitudes[index].copy_(he_uniform_like_transposed(weight, self.generator).abs_())

@@ -92,7 +92,10 @@ class PFA(FeedbackRule):
         return _glorot(b, generator, gain=math.sqrt((1.0 + 1.0 / self.expansion) / 2.0))
 
     def feedback(self, index: int) -> torch.Tensor:
-        """The product R B, shaped like Wᵀ: the path the error takes instead of Wᵀ."""
+        """The product R B, shaped like Wᵀ: the path the error takes instead of Wᵀ.
+
+        ``alignment()`` compares it with Wᵀ: the PFA paper's path alignment and norm ratio.
+        """
         r, b = self.R[index].detach(), self.B[index]
         return torch.einsum("ik...,ko->io...", r, b)
 
@@ -119,10 +122,6 @@ class PFA(FeedbackRule):
             grad_r = grad_r * self.R_masks[index]
         r.grad = grad_r if r.grad is None else r.grad.add_(grad_r)
         return grad_x
-
-    def alignment(self) -> dict[str, dict[str, float]]:
-        """Path alignment: angle and norm ratio of R B against Wᵀ (PFA paper Sec. 3)."""
-        return super().alignment()
 
 
 @register

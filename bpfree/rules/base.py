@@ -91,6 +91,21 @@ def feedback_generator(seed: int, rule_name: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
+def check_sparsity(sparsity: float) -> float:
+    """A fraction of feedback weights held at zero (PFA paper Sec. 7), checked to lie in [0, 1)."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
+    return float(sparsity)
+
+
+def sparse_mask(
+    shape: torch.Size, sparsity: float, generator: torch.Generator, like: torch.Tensor
+) -> torch.Tensor:
+    """A fixed 0/1 mask holding a fraction ``sparsity`` of the feedback weights at zero."""
+    keep = torch.rand(shape, generator=generator) >= sparsity
+    return keep.to(device=like.device, dtype=like.dtype)
+
+
 def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
     """The one-hot targets t (n, c) of integer labels y (n,)."""
     t = torch.zeros(y.shape[0], num_classes, dtype=dtype, device=y.device)

@@ -121,20 +121,6 @@ def he_uniform_like_transposed(weight: torch.Tensor, generator: torch.Generator)
     return b.transpose(0, 1).contiguous().to(weight.device)
 
 
-def sparse_mask(
-    shape: torch.Size, sparsity: float, generator: torch.Generator, like: torch.Tensor
-) -> torch.Tensor:
-    """A fixed 0/1 mask holding a fraction ``sparsity`` of the feedback weights at zero."""
-    keep = torch.rand(shape, generator=generator) >= sparsity
-    return keep.to(device=like.device, dtype=like.dtype)
-
-
-def check_sparsity(sparsity: float) -> float:
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
-    return float(sparsity)
-
-
 class FeedbackRule(Rule):
     """A rule whose backward pass runs through feedback weights, one set per converted layer.
 

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList, feedback_generator
-from bpfree.rules.feedback.mechanism import FeedbackRule, check_sparsity, sparse_mask
+from bpfree.rules.base import BufferList, check_sparsity, feedback_generator, sparse_mask
+from bpfree.rules.feedback.mechanism import FeedbackRule
 from bpfree.rules.registry import register
 
 

@@ -7,13 +7,8 @@ import math
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList, feedback_generator
-from bpfree.rules.feedback.mechanism import (
-    FeedbackRule,
-    check_sparsity,
-    he_uniform_like_transposed,
-    sparse_mask,
-)
+from bpfree.rules.base import BufferList, check_sparsity, feedback_generator, sparse_mask
+from bpfree.rules.feedback.mechanism import FeedbackRule, he_uniform_like_transposed
 from bpfree.rules.registry import register
 
 

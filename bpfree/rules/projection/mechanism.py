@@ -25,7 +25,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList, Rule, StepResult, clear_grads, feedback_generator
+from bpfree.rules.base import (
+    BufferList,
+    Rule,
+    StepResult,
+    check_sparsity,
+    clear_grads,
+    feedback_generator,
+    sparse_mask,
+)
 from bpfree.rules.forward_gradient.mechanism import output_shapes
 
 logger = logging.getLogger(__name__)
@@ -113,9 +121,7 @@ class ProjectionRule(Rule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
-        if not 0.0 <= sparsity < 1.0:
-            raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
-        self.sparsity = float(sparsity)
+        self.sparsity = check_sparsity(sparsity)
         resolved = resolve_points(model, points, type(self).__name__)
         self.points: list[str] = list(resolved)
         object.__setattr__(self, "point_modules", list(resolved.values()))
@@ -141,7 +147,7 @@ class ProjectionRule(Rule):
             -bound, bound, generator=generator
         )
         if self.sparsity:
-            b.mul_(torch.rand(b.shape, generator=generator) >= self.sparsity)
+            b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
         return b
 
     def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from bpfree import theory
 from bpfree.data import DATASETS, DataError
 from bpfree.models import MODELS
+from bpfree.reproduce import available_suites, load_suite, reproduce
 from bpfree.rules import RULES
 from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, train
 from bpfree.training.trainer import default_run_folder
@@ -29,10 +30,14 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "dropout": {"type": float, "help": "drop probability after each hidden layer (0.1)"},
     "epochs": {"type": int, "help": "number of epochs (100)"},
     "batch_size": {"type": int, "help": "mini-batch size (64)"},
+    "optimizer": {"help": "sgd (with momentum, the default) or adam"},
     "lr": {"type": float, "help": "learning rate (default: ICML 2022 Table 2 for rule, dataset)"},
     "momentum": {"type": float, "help": "SGD momentum (0.9)"},
     "weight_decay": {"type": float, "help": "SGD weight decay (0)"},
     "warmup_weight_decay": {"type": float, "help": "weight decay of the first epoch only"},
+    "lr_schedule": {
+        "help": "step (x lr-decay at decay epochs, default) or exponential (every epoch)"
+    },
     "lr_decay": {"type": float, "help": "factor applied to the learning rate at each decay (0.1)"},
     "decay_epochs": {"type": int, "nargs": "*", "help": "epochs of the decays (Table 2's)"},
     "seed": {"type": int, "help": "seed of weights, feedback, dropout and batch order (0)"},
@@ -98,6 +103,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     theory_parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     theory_parser.set_defaults(handler=_run_theory)
+    reproduce_parser = commands.add_parser(
+        "reproduce", help="run a paper table's suite (resumable) and report it beside the paper"
+    )
+    reproduce_parser.add_argument(
+        "suite", nargs="?", help=f"a suite name ({', '.join(available_suites())}) or YAML file"
+    )
+    reproduce_parser.add_argument(
+        "--out", default="runs/reproduce", help="folder of the runs and reports (runs/reproduce)"
+    )
+    reproduce_parser.add_argument(
+        "--jobs", type=int, default=1, help="runs trained at once, as processes (1)"
+    )
+    reproduce_parser.add_argument(
+        "--budget", type=int, help="stop every run after this many epochs (a quick look)"
+    )
+    reproduce_parser.add_argument("--data-dir", help="folder holding the datasets")
+    reproduce_parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    reproduce_parser.add_argument(
+        "--report-only", action="store_true", help="train nothing; report the finished runs"
+    )
+    reproduce_parser.add_argument("--list", action="store_true", help="list the shipped suites")
+    reproduce_parser.set_defaults(handler=_run_reproduce)
     return parser
 
 
@@ -165,6 +192,39 @@ def _run_theory(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     for label, row in result.summary().items():
         print(f"{label:12s} " + "  ".join(f"{key} {value:.4g}" for key, value in row.items()))
+    return 0
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    if args.list or args.suite is None:
+        for name in available_suites():
+            suite = load_suite(name)
+            print(f"{name:24s} {suite.title} ({len(suite.rows)} rows x {len(suite.seeds)} seeds)")
+        return 0 if args.list else 2
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    suite = load_suite(args.suite)
+    try:
+        _results, written = reproduce(
+            suite,
+            args.out,
+            workers=args.jobs,
+            budget=args.budget,
+            data_dir=args.data_dir,
+            device=args.device,
+            train=not args.report_only,
+            log=tqdm.write,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: every finished epoch is kept under {args.out}; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    print((written[0]).read_text())
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 

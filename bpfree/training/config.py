@@ -13,6 +13,9 @@ import yaml
 
 from bpfree.training import paper_defaults
 
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "exponential")
+
 
 class ConfigError(ValueError):
     """A config key or value that is wrong; the message names it and says what is valid."""
@@ -26,7 +29,10 @@ class TrainConfig:
     the dataset and rule (see ``paper_defaults``); ``resolved()`` fills them in. ``hidden``,
     ``activation``, ``dropout`` and ``bias`` shape the ``mlp`` model; other models take
     ``model_options``. ``warmup_weight_decay`` replaces ``weight_decay`` in the first epoch (the
-    PFA paper's schedule). ``diagnostics`` logs alignment and update cosines each epoch.
+    PFA paper's schedule). ``optimizer`` is ``sgd`` (with ``momentum``) or ``adam`` (torch's
+    defaults for its betas); ``lr_schedule`` ``step`` multiplies the rate by ``lr_decay`` at each
+    of ``decay_epochs``, ``exponential`` after every epoch (GrAPE's ×0.95). ``diagnostics`` logs
+    alignment and update cosines each epoch.
     """
 
     rule: str = "pepita"
@@ -39,10 +45,12 @@ class TrainConfig:
     bias: bool = False
     epochs: int = 100
     batch_size: int = 64
+    optimizer: str = "sgd"
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
     warmup_weight_decay: float | None = None
+    lr_schedule: str = "step"
     lr_decay: float = 0.1
     decay_epochs: list[int] | None = None
     seed: int = 0
@@ -83,6 +91,8 @@ class TrainConfig:
             ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
             ("epochs", self.epochs >= 1, "at least 1"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}"),
             ("lr", self.lr is None or self.lr > 0.0, "positive"),
             ("momentum", 0.0 <= self.momentum < 1.0, "in [0, 1)"),
             ("weight_decay", self.weight_decay >= 0.0, "non-negative"),

@@ -11,7 +11,7 @@ from bpfree.training.run_folder import atomic_write
 logger = logging.getLogger(__name__)
 
 
-def _pyplot(path: Path):
+def pyplot(path: Path):
     """matplotlib's pyplot on the Agg backend, or ``None`` (and a log line) when not installed."""
     try:
         import matplotlib
@@ -24,7 +24,7 @@ def _pyplot(path: Path):
     return plt
 
 
-def _save(figure, path: Path, title: str) -> None:
+def save_figure(figure, path: Path, title: str) -> None:
     figure.suptitle(title)
     figure.tight_layout()
     atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
@@ -33,7 +33,7 @@ def _save(figure, path: Path, title: str) -> None:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     """Plot loss and accuracy per epoch; ``False`` when matplotlib is missing."""
-    plt = _pyplot(path)
+    plt = pyplot(path)
     if plt is None:
         return False
     epochs = [row["epoch"] for row in rows]
@@ -44,14 +44,14 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     acc_axes.plot(epochs, [row["test_acc"] for row in rows], label="test")
     acc_axes.set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy")
     acc_axes.legend()
-    _save(figure, path, title)
+    save_figure(figure, path, title)
     plt.close(figure)
     return True
 
 
 def plot_alignment(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     """Plot, per epoch, each feedback's angle to Wᵀ and each update's cosine to the gradient."""
-    plt = _pyplot(path)
+    plt = pyplot(path)
     if plt is None:
         return False
     epochs = [row["epoch"] for row in rows]
@@ -67,6 +67,6 @@ def plot_alignment(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     for axes in (angle_axes, cosine_axes):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize="small")
-    _save(figure, path, title)
+    save_figure(figure, path, title)
     plt.close(figure)
     return True

@@ -90,6 +90,26 @@ def build_rule(
         raise ConfigError(f"rule_options: {error}") from None
 
 
+def build_optimizer(config: TrainConfig, parameters: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD with momentum (the papers' default) or Adam, with the config's weight decay."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def build_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """×lr_decay at each of decay_epochs (``step``) or after every epoch (``exponential``)."""
+    if config.lr_schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=config.decay_epochs, gamma=config.lr_decay
+    )
+
+
 def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     """The epoch's diagnostics: feedback alignment (where the rule has feedback) and the cosine
     between each parameter's update and its true gradient, on a fixed batch."""
@@ -132,15 +152,8 @@ def train(
     model = build_model(config, data).to(device)
     rule = build_rule(config, model, data.input_shape).to(device)
     # Plastic feedback (KP's B, PFA's R) learns with the model's optimizer and weight decay.
-    optimizer = torch.optim.SGD(
-        [*model.parameters(), *rule.parameters()],
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=config.decay_epochs, gamma=config.lr_decay
-    )
+    optimizer = build_optimizer(config, [*model.parameters(), *rule.parameters()])
+    scheduler = build_scheduler(config, optimizer)
     order = torch.Generator().manual_seed(config.seed)
     batches = Batches(data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order)
     probe = (data.train_x[:256], data.train_y[:256])  # the fixed batch diagnostics look at
@@ -235,12 +248,21 @@ def _train_epoch(
     }
 
 
-def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    changed = sorted(
+def changed_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    """Keys on which ``config`` is a different run from the saved one.
+
+    A key the saved config lacks (written before the key existed) counts as its default.
+    """
+    defaults = TrainConfig().to_dict()
+    return sorted(
         key
         for key, value in config.to_dict().items()
-        if key not in RESUMABLE_CHANGES and saved.get(key) != value
+        if key not in RESUMABLE_CHANGES and saved.get(key, defaults[key]) != value
     )
+
+
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    changed = changed_settings(saved, config)
     if changed:
         raise ConfigError(
             f"{path} holds a run with different settings ({', '.join(changed)}); "

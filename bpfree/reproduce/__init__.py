@@ -1,0 +1,61 @@
+"""One command per paper table: suites of runs, resumed and aggregated beside the paper's numbers.
+
+from bpfree.reproduce import load_suite, reproduce
+results = reproduce(load_suite("icml-table1-fc"), "runs/reproduce", workers=2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bpfree.reproduce.aggregate import RowResult, collect
+from bpfree.reproduce.report import write_report
+from bpfree.reproduce.runner import plan, report_folder, run_jobs, runs_folder
+from bpfree.reproduce.slowness import PlateauFit, plateau_fit, slowness_protocol
+from bpfree.reproduce.suite import Suite, SuiteError, available_suites, load_suite
+
+
+def reproduce(
+    suite: Suite,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    budget: int | None = None,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    train: bool = True,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[list[RowResult], list[Path]]:
+    """Run the suite's missing runs (unless ``train`` is false), then aggregate and report.
+
+    Returns the row results and the report files written into ``report_folder(suite, out)``.
+    """
+    jobs = plan(suite, out, budget=budget, data_dir=data_dir, device=device)
+    if train:
+        run_jobs(jobs, workers=workers, log=log)
+    results = collect(suite, jobs)
+    command = command or f"bpfree reproduce {suite.name} --out {out}" + (
+        f" --budget {budget}" if budget else ""
+    )
+    written = write_report(
+        suite, results, report_folder(suite, out, budget), budget=budget, command=command
+    )
+    return results, written
+
+
+__all__ = [
+    "PlateauFit",
+    "RowResult",
+    "Suite",
+    "SuiteError",
+    "available_suites",
+    "load_suite",
+    "plan",
+    "plateau_fit",
+    "report_folder",
+    "reproduce",
+    "runs_folder",
+    "slowness_protocol",
+]

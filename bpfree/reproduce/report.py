@@ -1,0 +1,240 @@
+"""A suite's report: a Markdown and a CSV table beside the paper's numbers, and its plots.
+
+``report.md`` and ``results.csv`` hold one line per row (ours, per seed, the paper's, the
+difference, the tolerance and the verdict); ``curves.png`` the mean test curve of each row with
+a band of ± one std over seeds (ICML Fig. 7), ``alignment.png`` the mean over layers of the
+cosine between each update and the true gradient, and for a slowness suite ``slowness.png`` the
+mean curves with their fitted plateau curves (ICML Fig. 8). A budget run says so in every file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from bpfree.reproduce.aggregate import RowResult, mean_curve, std_curve
+from bpfree.reproduce.suite import Suite
+from bpfree.training import atomic_write
+from bpfree.training.plots import pyplot, save_figure
+
+COLUMNS = (
+    "row", "rule", "dataset", "seeds", "ours", "std", "per_seed", "paper", "paper_std",
+    "difference", "tolerance", "verdict",
+)  # fmt: skip
+
+
+def budget_line(budget: int | None) -> str:
+    if budget is None:
+        return ""
+    return (
+        f"QUICK LOOK: every run stopped after {budget} epochs (budget), fewer than the paper's; "
+        "these numbers are not comparable to the paper's."
+    )
+
+
+def _format(value: float | None, digits: int) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
+
+
+def table_rows(suite: Suite, results: list[RowResult], budget: int | None) -> list[dict[str, str]]:
+    """One dict per row, keyed by ``COLUMNS``, values as printed."""
+    digits = 3 if suite.metric == "slowness" else 2
+    rows = []
+    for r in results:
+        paper = r.row.paper
+        verdict = r.verdict + (
+            f" (budget {budget} epochs)" if budget and r.value is not None else ""
+        )
+        rows.append(
+            {
+                "row": r.row.name,
+                "rule": r.row.rule,
+                "dataset": r.row.dataset,
+                "seeds": f"{len(r.seeds)}/{r.seeds_planned}",
+                "ours": _format(r.value, digits),
+                "std": _format(r.std, digits),
+                "per_seed": " ".join(f"{v:.2f}" for v in r.values),
+                "paper": _format(paper.mean if paper else None, digits),
+                "paper_std": _format(paper.std if paper else None, digits),
+                "difference": _format(r.difference, digits),
+                "tolerance": _format(r.row.tolerance, digits),
+                "verdict": verdict,
+            }
+        )
+    return rows
+
+
+def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, command: str) -> str:
+    """The report as Markdown: title, source, command, the table, and the failures."""
+    unit = (
+        "slowness [epochs]"
+        if suite.metric == "slowness"
+        else "test accuracy [%] after the last epoch"
+    )
+    lines = [f"## {suite.title}", ""]
+    if budget:
+        lines += [f"**{budget_line(budget)}**", ""]
+    lines += [
+        f"Source: {suite.source}. Metric: {unit}; ours is the mean ± sample std over seeds"
+        + (
+            " (slowness: eq. 8 fitted to the seeds' mean test curve)"
+            if suite.metric == "slowness"
+            else ""
+        )
+        + f". Seeds {', '.join(map(str, suite.seeds))}.",
+        "",
+        f"    {command}",
+        "",
+    ]
+    rows = table_rows(suite, results, budget)
+    extra = suite.metric == "slowness"
+    header = [
+        "row",
+        "seeds",
+        "ours",
+        "final accuracy per seed",
+        "paper",
+        "difference",
+        "tolerance",
+        "verdict",
+    ]
+    if extra:
+        header.insert(3, "max accuracy")
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result, row in zip(results, rows, strict=True):
+        ours = row["ours"] + (f" ± {row['std']}" if row["std"] else "")
+        paper = row["paper"] + (f" ± {row['paper_std']}" if row["paper_std"] else "")
+        cells = [row["row"], row["seeds"], ours, row["per_seed"], paper, row["difference"],
+                 row["tolerance"], row["verdict"]]  # fmt: skip
+        if extra:
+            cells.insert(3, _format(result.fit.max_accuracy if result.fit else None, 2))
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"- {r.row.name}: {r.row.note}" for r in results if r.row.note]
+    failures = [f"- {r.row.name}, {f}" for r in results for f in r.failures]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    if failures:
+        lines += ["", "Failed runs:", *failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    suite: Suite,
+    results: list[RowResult],
+    folder: Path,
+    *,
+    budget: int | None,
+    command: str,
+) -> list[Path]:
+    """Write report.md, results.csv and the plots into ``folder``; the paths written."""
+    text = markdown(suite, results, budget=budget, command=command)
+    atomic_write(folder / "report.md", lambda f: f.write(text.encode()))
+    buffer = io.StringIO()
+    if budget:
+        buffer.write(f"# {budget_line(budget)}\n")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(table_rows(suite, results, budget))
+    atomic_write(folder / "results.csv", lambda f: f.write(buffer.getvalue().encode()))
+    written = [folder / "report.md", folder / "results.csv"]
+    title = suite.title + (f" (budget {budget} epochs)" if budget else "")
+    for name, plot in (("curves.png", plot_curves), ("alignment.png", plot_alignment)):
+        if plot(results, folder / name, title):
+            written.append(folder / name)
+    if suite.metric == "slowness" and plot_slowness(results, folder / "slowness.png", title):
+        written.append(folder / "slowness.png")
+    return written
+
+
+def _panels(results: list[RowResult]) -> dict[str, list[RowResult]]:
+    by_dataset: dict[str, list[RowResult]] = defaultdict(list)
+    for r in results:
+        if r.curves:
+            by_dataset[r.row.dataset].append(r)
+    return dict(by_dataset)
+
+
+def _figure(plt, panels: dict[str, list[RowResult]]):
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    return figure, dict(zip(panels, axes[0], strict=True))
+
+
+def plot_curves(results: list[RowResult], path: Path, title: str) -> bool:
+    """Mean test accuracy per epoch of each row, ± one std over seeds, one panel per dataset."""
+    panels = _panels(results)
+    plt = pyplot(path) if panels else None
+    if plt is None:
+        return False
+    figure, axes = _figure(plt, panels)
+    for dataset, rows in panels.items():
+        for r in rows:
+            epochs = np.arange(1, len(r.curves[0]) + 1)
+            mean, std = mean_curve(r.curves), std_curve(r.curves)
+            axes[dataset].plot(epochs, mean, label=f"{r.row.name} ({len(r.curves)} seeds)")
+            axes[dataset].fill_between(epochs, mean - std, mean + std, alpha=0.25)
+        axes[dataset].set(xlabel="epoch", ylabel="test accuracy [%]", title=dataset)
+        axes[dataset].legend(fontsize="small")
+    save_figure(figure, path, title)
+    plt.close(figure)
+    return True
+
+
+def plot_alignment(results: list[RowResult], path: Path, title: str) -> bool:
+    """Per epoch, the mean over parameters of the update's cosine to the true gradient."""
+    panels = {
+        dataset: [r for r in rows if all("update_cosine" in m for m in r.curves[0])]
+        for dataset, rows in _panels(results).items()
+    }
+    panels = {dataset: rows for dataset, rows in panels.items() if rows}
+    plt = pyplot(path) if panels else None
+    if plt is None:
+        return False
+    figure, axes = _figure(plt, panels)
+    for dataset, rows in panels.items():
+        for r in rows:
+            cosines = np.array(
+                [[np.mean(list(m["update_cosine"].values())) for m in curve] for curve in r.curves]
+            )
+            epochs = np.arange(1, cosines.shape[1] + 1)
+            mean = cosines.mean(axis=0)
+            std = cosines.std(axis=0, ddof=1) if len(cosines) > 1 else np.zeros_like(mean)
+            axes[dataset].plot(epochs, mean, label=r.row.name)
+            axes[dataset].fill_between(epochs, mean - std, mean + std, alpha=0.25)
+        axes[dataset].set(
+            xlabel="epoch", ylabel="cosine", title=f"{dataset}: update against the true gradient"
+        )
+        axes[dataset].legend(fontsize="small")
+    save_figure(figure, path, title)
+    plt.close(figure)
+    return True
+
+
+def plot_slowness(results: list[RowResult], path: Path, title: str) -> bool:
+    """Each row's mean test curve and its fitted plateau curve (eq. 8)."""
+    panels = {d: [r for r in rows if r.fit] for d, rows in _panels(results).items()}
+    panels = {dataset: rows for dataset, rows in panels.items() if rows}
+    plt = pyplot(path) if panels else None
+    if plt is None:
+        return False
+    figure, axes = _figure(plt, panels)
+    for dataset, rows in panels.items():
+        for r in rows:
+            epochs = np.arange(1, len(r.curves[0]) + 1)
+            (line,) = axes[dataset].plot(epochs, mean_curve(r.curves), label=r.row.name)
+            fitted = np.linspace(0, r.fit.epochs_fitted, 200)
+            axes[dataset].plot(
+                fitted, r.fit(fitted), ":", color=line.get_color(),
+                label=f"fit: s = {r.fit.slowness:.3f}",
+            )  # fmt: skip
+        axes[dataset].set(xlabel="epoch", ylabel="test accuracy [%]", title=dataset)
+        axes[dataset].legend(fontsize="small")
+    save_figure(figure, path, title)
+    plt.close(figure)
+    return True

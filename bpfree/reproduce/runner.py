@@ -1,0 +1,163 @@
+"""Running a suite: one training run per row and seed, resumable, optionally in parallel.
+
+Runs live in ``OUT/<run_folder>/<row>/seed-<seed>/``, ordinary run folders of ``bpfree train``.
+A run whose folder already holds all its epochs is not redone; one that stopped part way resumes
+from its checkpoint; a folder holding a run with other settings is an error, never overwritten.
+A ``budget`` (fewer epochs, for a quick look) runs into ``OUT/<run_folder>-budget<N>/`` so that
+its numbers can never be mistaken for full runs. A run that fails leaves ``failed.txt`` with the
+reason in its folder, the suite goes on with the others, and the report names the failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bpfree.data import DataError
+from bpfree.reproduce.suite import Row, Suite, SuiteError
+from bpfree.rules import RULES
+from bpfree.training import ConfigError, RunFolder, TrainConfig, TrainingDiverged, atomic_write
+from bpfree.training.trainer import changed_settings
+
+FAILED = "failed.txt"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row at one seed: its resolved config (``None`` if the rule is not in bpfree yet)."""
+
+    row: Row
+    seed: int
+    folder: Path
+    config: TrainConfig | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.row.name} seed {self.seed}"
+
+
+def runs_folder(suite: Suite, out: str | Path, budget: int | None = None) -> Path:
+    """Where the suite's runs live: ``OUT/<run_folder>``, or ``OUT/<run_folder>-budget<N>``."""
+    return Path(out) / (suite.run_folder + (f"-budget{budget}" if budget else ""))
+
+
+def report_folder(suite: Suite, out: str | Path, budget: int | None = None) -> Path:
+    """Where the suite's report goes: ``OUT/<suite>/``, or ``OUT/<suite>-budget<N>/``."""
+    return Path(out) / (suite.name + (f"-budget{budget}" if budget else ""))
+
+
+def plan(
+    suite: Suite,
+    out: str | Path,
+    *,
+    budget: int | None = None,
+    data_dir: str | None = None,
+    device: str = "cpu",
+) -> list[Job]:
+    """Every (row, seed) of the suite with the config it trains under."""
+    if budget is not None and budget < 1:
+        raise SuiteError(f"--budget must be at least 1 epoch, got {budget}")
+    root = runs_folder(suite, out, budget)
+    jobs = []
+    for row in suite.rows:
+        for seed in suite.seeds:
+            folder = root / row.name / f"seed-{seed}"
+            config = None
+            if row.rule in RULES:
+                config = row.train_config(seed)
+                epochs = config.epochs if budget is None else min(budget, config.epochs)
+                config = dataclasses.replace(
+                    config, epochs=epochs, out=str(folder), data_dir=data_dir, device=device
+                )
+            jobs.append(Job(row, seed, folder, config))
+    return jobs
+
+
+def finished_epochs(job: Job) -> int:
+    """Epochs the job's folder holds; an error if the folder holds a run with other settings."""
+    config_file = job.folder / "config.yaml"
+    if not config_file.exists():
+        return 0
+    saved = yaml.safe_load(config_file.read_text()) or {}
+    changed = changed_settings(saved, job.config) if job.config is not None else []
+    if changed:
+        raise SuiteError(
+            f"{job.folder} holds a run with other settings than row {job.row.name!r} "
+            f"({', '.join(changed)}); move it away or pass another --out"
+        )
+    return len(RunFolder(job.folder).read_metrics())
+
+
+def pending(jobs: list[Job]) -> list[Job]:
+    """The runnable jobs whose folders do not yet hold all their epochs."""
+    return [j for j in jobs if j.config is not None and finished_epochs(j) < j.config.epochs]
+
+
+def run_jobs(
+    jobs: list[Job],
+    *,
+    workers: int = 1,
+    log: Callable[[str], None] = print,
+) -> dict[str, str]:
+    """Train every pending job (resuming partial ones); returns {job label: failure reason}.
+
+    With ``workers > 1`` the runs go to that many processes, each using its share of the
+    machine's cores. An interrupt stops everything; every finished epoch is kept on disk.
+    """
+    todo = pending(jobs)
+    failures: dict[str, str] = {}
+    if workers <= 1:
+        for job in todo:
+            log(f"training {job.label} -> {job.folder}")
+            reason = _train_job(job.config)
+            _record(job, reason, failures, log)
+        return failures
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = {pool.submit(_train_job, job.config, threads): job for job in todo}
+        for job in todo:
+            log(f"queued {job.label} -> {job.folder}")
+        try:
+            for future in as_completed(futures):
+                _record(futures[future], future.result(), failures, log)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return failures
+
+
+def _record(job: Job, reason: str | None, failures: dict[str, str], log) -> None:
+    marker = job.folder / FAILED
+    if reason is None:
+        marker.unlink(missing_ok=True)
+        log(f"finished {job.label}")
+        return
+    failures[job.label] = reason
+    atomic_write(marker, lambda f: f.write(reason.encode()))
+    log(f"FAILED {job.label}: {reason}")
+
+
+def _train_job(config: TrainConfig, threads: int | None = None) -> str | None:
+    """Train one run to its last epoch; ``None`` on success, else the reason it failed."""
+    import torch
+
+    from bpfree.training import train
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        train(config, progress=False)
+    except (ConfigError, DataError, TrainingDiverged) as error:
+        return f"{type(error).__name__}: {error}"
+    except Exception as error:  # one broken row must not stop the others; the report names it
+        return f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
+    return None

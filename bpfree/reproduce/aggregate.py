@@ -29,7 +29,7 @@ class RowResult:
     row: Row
     status: str  # complete, incomplete, failed, not run, or NOT_IN_BPFREE
     seeds: list[int] = field(default_factory=list)  # the seeds whose runs finished
-    values: list[float] = field(default_factory=list)  # each finished seed's final test accuracy
+    values: list[float] = field(default_factory=list)  # each seed's last (or best) test accuracy
     value: float | None = None  # the row's number: mean accuracy, or the fitted slowness
     std: float | None = None
     fit: PlateauFit | None = None
@@ -75,7 +75,9 @@ def _row_result(suite: Suite, row: Row, jobs: list[Job]) -> RowResult:
             metrics = RunFolder(job.folder).read_metrics()[: job.config.epochs]
             result.seeds.append(job.seed)
             result.curves.append(metrics)
-            result.values.append(metrics[-1]["test_acc"])
+            accuracies = [row["test_acc"] for row in metrics]
+            best = suite.metric == "best_test_acc"
+            result.values.append(max(accuracies) if best else accuracies[-1])
     if len(result.seeds) == len(jobs):
         result.status = "complete"
     elif result.failures:

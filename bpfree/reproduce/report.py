@@ -73,11 +73,11 @@ def table_rows(suite: Suite, results: list[RowResult], budget: int | None) -> li
 
 def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, command: str) -> str:
     """The report as Markdown: title, source, command, the table, and the failures."""
-    unit = (
-        "slowness [epochs]"
-        if suite.metric == "slowness"
-        else "test accuracy [%] after the last epoch"
-    )
+    unit = {
+        "test_acc": "test accuracy [%] after the last epoch",
+        "best_test_acc": "best test accuracy [%] over the epochs",
+        "slowness": "slowness [epochs]",
+    }[suite.metric]
     lines = [f"## {suite.title}", ""]
     if budget:
         lines += [f"**{budget_line(budget)}**", ""]
@@ -99,7 +99,7 @@ def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, comm
         "row",
         "seeds",
         "ours",
-        "final accuracy per seed",
+        "accuracy per seed",
         "paper",
         "difference",
         "tolerance",

@@ -2,6 +2,7 @@
 interrupt without redoing finished runs, budgets kept apart, failures and missing rules named."""
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -185,3 +186,17 @@ def test_cli_reproduce_prints_the_table(suite, data_dir, tmp_path, capsys):
         )["epoch"]
         == 1
     )
+
+
+def test_best_test_acc_takes_each_seeds_best_epoch(suite, tmp_path):
+    best = dataclasses.replace(suite, metric="best_test_acc")
+    jobs = plan(best, tmp_path)
+    for job in jobs:
+        if job.row.name == "bp":
+            folder = RunFolder(job.folder)
+            folder.write_config(job.config.to_dict())
+            folder.write_metrics(
+                [{"epoch": 1, "test_acc": 50.0 + job.seed}, {"epoch": 2, "test_acc": 40.0}]
+            )
+    assert collect(best, jobs)[0].values == [50.0, 51.0]
+    assert collect(suite, jobs)[0].values == [40.0, 40.0]

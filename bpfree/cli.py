@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
-from bpfree import theory
+from bpfree import bench, theory
 from bpfree.data import DATASETS, DataError
 from bpfree.models import MODELS
 from bpfree.reproduce import available_suites, load_suite, reproduce
@@ -125,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     reproduce_parser.add_argument("--list", action="store_true", help="list the shipped suites")
     reproduce_parser.set_defaults(handler=_run_reproduce)
+    bench_parser = commands.add_parser(
+        "bench", help="step time against BP, samples per second, and peak memory against depth"
+    )
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(handler=bench.run)
     return parser
 
 

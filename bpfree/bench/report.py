@@ -1,0 +1,68 @@
+"""The benchmark tables in Markdown: step times per setting, one MNIST epoch, memory by depth."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bpfree.bench.epoch import EPOCH_SETTING
+from bpfree.bench.memory import MemoryTable, what_is_measured
+from bpfree.bench.step_time import SettingTimes
+
+NOT_IN_BPFREE = "not in bpfree"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table: the header, the separator, one line per row."""
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+
+
+def _missing_rows(rules: Sequence[str], columns: int) -> list[list[str]]:
+    return [[rule, NOT_IN_BPFREE, *["-"] * (columns - 2)] for rule in rules]
+
+
+def step_time_table(times: SettingTimes, rounds: int, steps: int) -> str:
+    """A setting's title line, then rule | step | ratio to BP | samples/s, one row per rule."""
+    title = (
+        f"{times.setting.label} (median of {rounds} round-robin bursts of {steps} steps; "
+        "step = rule.step + optimizer.step):"
+    )
+    rows = [
+        [
+            row.rule,
+            f"{row.seconds * 1e3:.2f} ms",
+            f"{row.ratio:.2f}x",
+            "-" if row.samples_per_second is None else f"{row.samples_per_second:,.0f}",
+        ]
+        for row in times.rows
+    ]
+    header = ["rule", "step", "ratio to BP", "samples/s"]
+    return f"{title}\n\n" + markdown_table(header, rows + _missing_rows(times.missing, 4))
+
+
+def epoch_table(seconds: Mapping[str, float]) -> str:
+    """rule | seconds | ratio to BP for one MNIST epoch per rule."""
+    title = (
+        f"one MNIST epoch, {EPOCH_SETTING.label} (rule.step + optimizer.step per batch), "
+        "the faster of two:"
+    )
+    rows = [
+        [rule, f"{value:.2f}", f"{value / seconds['bp']:.2f}x"] for rule, value in seconds.items()
+    ]
+    return f"{title}\n\n" + markdown_table(["rule", "seconds", "ratio to BP"], rows)
+
+
+def memory_table(table: MemoryTable) -> str:
+    """rule | <depth> layers ... with the MiB of each, under a title saying what is measured."""
+    memory = table.memory
+    title = (
+        f"memory against depth on {table.device}: MLPs {memory.input_size}-"
+        f"{memory.width}x<layers>-10, batch {memory.batch}; "
+        f"{what_is_measured(table.device, memory.steps)}"
+    )
+    header = ["rule", *(f"{depth} layers" for depth in memory.depths)]
+    rows = [
+        [rule, *(f"{by_depth[depth]:.1f}" for depth in memory.depths)]
+        for rule, by_depth in table.mib.items()
+    ]
+    return f"{title}\n\n" + markdown_table(header, rows + _missing_rows(table.missing, len(header)))

@@ -1,0 +1,120 @@
+"""The named benchmark suites (rules × models and batches to time) and the memory setting.
+
+Rules are named, not imported: a suite may name a rule bpfree does not have yet, and the tables
+report it as "not in bpfree" instead of failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bpfree.rules import RULES
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A model and a batch size: ``model`` is a ``bpfree.models`` name; ``input_shape`` one
+    input's shape, (d,) for an MLP (its first width) or (C, H, W) for an image model; ``hidden``
+    the MLP's hidden widths (None for other models); ``batch`` the samples per step. 10 classes."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    batch: int
+    hidden: tuple[int, ...] | None = None
+    num_classes: int = 10
+
+    @property
+    def network(self) -> str:
+        """``784-1024-10`` for an MLP, ``resnet20 3x32x32`` for another model."""
+        if self.model == "mlp":
+            return "-".join(map(str, (*self.input_shape, *(self.hidden or ()), self.num_classes)))
+        return f"{self.model} {'x'.join(map(str, self.input_shape))}"
+
+    @property
+    def label(self) -> str:
+        """The network and the batch, e.g. ``784-1024-10, batch 64``."""
+        return f"{self.network}, batch {self.batch}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Rules timed against each other on each setting; BP is always timed, as the reference."""
+
+    name: str
+    rules: tuple[str, ...]
+    settings: tuple[Setting, ...]
+
+
+@dataclass(frozen=True)
+class MemorySetting:
+    """Peak memory against depth: MLPs of ``input_size``, ``depth`` hidden layers of ``width``
+    for each depth in ``depths``, and 10 outputs, trained ``steps`` steps on batches of
+    ``batch``."""
+
+    rules: tuple[str, ...] = ("bp", "pepita")
+    depths: tuple[int, ...] = (2, 4, 8)
+    width: int = 1024
+    input_size: int = 3072
+    batch: int = 1024
+    steps: int = 3
+
+    def setting(self, depth: int) -> Setting:
+        """The MLP with ``depth`` hidden layers."""
+        return Setting("mlp", (self.input_size,), self.batch, (self.width,) * depth)
+
+
+def _mlp(*widths: int, batch: int) -> Setting:
+    return Setting("mlp", (widths[0],), batch, tuple(widths[1:]))
+
+
+SUITES: dict[str, Suite] = {
+    suite.name: suite
+    for suite in (
+        Suite(
+            "foundation",
+            ("bp", "fa", "dfa", "drtp", "pepita"),
+            (
+                _mlp(784, 1024, batch=64),
+                _mlp(784, 1024, batch=256),
+                _mlp(3072, 1024, 1024, batch=64),
+            ),
+        ),
+        Suite(
+            "feedback",
+            ("bp", "fa", "usf", "frsf", "brsf", "kp", "wm", "pfa", "pfa-o"),
+            (
+                _mlp(784, 1024, batch=64),
+                _mlp(784, 1024, batch=256),
+                Setting("resnet20", (3, 32, 32), 128),
+            ),
+        ),
+        Suite(
+            "projection",
+            ("bp", "dfa", "drtp", "grape", "fg-weight", "fg-activity"),
+            (
+                _mlp(3072, 1024, 1024, 1024, batch=256),
+                Setting("lenet4", (3, 32, 32), 256),
+            ),
+        ),
+    )
+}
+
+MEMORY = MemorySetting()
+
+
+def get_suite(name: str) -> Suite:
+    """The suite called ``name``, or a ``ValueError`` naming it and the valid names."""
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}") from None
+
+
+def partition_rules(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``names`` split into (registered in bpfree, not in bpfree), each in order, BP first."""
+    ordered = tuple(dict.fromkeys(("bp", *names)))
+    return (
+        tuple(name for name in ordered if name in RULES),
+        tuple(name for name in ordered if name not in RULES),
+    )

@@ -46,6 +46,11 @@ class Rule(nn.Module):
         """Run the rule on one batch ``x`` with integer labels ``y`` and write every ``.grad``."""
         raise NotImplementedError
 
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores (n, classes) whose argmax is the prediction: the model's logits, unless
+        the rule predicts otherwise (Forward-Forward: the goodness of each label)."""
+        return self.model(x)
+
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss the rule descends (softmax cross-entropy), also BP's reference for it."""
         return F.cross_entropy(output, y)

@@ -120,13 +120,18 @@ def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     return row
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Accuracy in percent of ``model`` on (x, y), in eval mode without autograd."""
+def evaluate(
+    predictor: nn.Module | Rule, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+) -> float:
+    """Accuracy in percent on (x, y) of a model, or of a rule's ``predict`` (Forward-Forward
+    predicts by goodness, not by the model's logits), in eval mode without autograd."""
+    model = predictor.model if isinstance(predictor, Rule) else predictor
+    predict = predictor.predict if isinstance(predictor, Rule) else predictor
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=y.device)
     with torch.no_grad():
         for xb, yb in Batches(x, y, batch_size, shuffle=False):
-            correct += (model(xb).argmax(dim=1) == yb).sum()
+            correct += (predict(xb).argmax(dim=1) == yb).sum()
     return 100.0 * correct.item() / len(y)
 
 
@@ -183,7 +188,7 @@ def train(
         row = _train_epoch(rule, optimizer, batches, epoch, config.epochs, progress)
         row["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        row["test_acc"] = evaluate(model, data.test_x, data.test_y)
+        row["test_acc"] = evaluate(rule, data.test_x, data.test_y)
         if config.diagnostics:
             row.update(diagnose(rule, *probe))
         metrics.append(row)

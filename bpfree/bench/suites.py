@@ -52,7 +52,7 @@ class MemorySetting:
     for each depth in ``depths``, and 10 outputs, trained ``steps`` steps on batches of
     ``batch``."""
 
-    rules: tuple[str, ...] = ("bp", "pepita")
+    rules: tuple[str, ...] = ("bp", "pepita", "pepita-time-local", "ff")
     depths: tuple[int, ...] = (2, 4, 8)
     width: int = 1024
     input_size: int = 3072

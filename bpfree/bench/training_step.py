@@ -80,6 +80,7 @@ def build_step(
     ).to(device)
     learner = build(rule, model, **bench_options(rule, setting)).to(device)
     optimizer = torch.optim.SGD([*model.parameters(), *learner.parameters()], lr=0.01, momentum=0.9)
+    learner.bind_optimizer(optimizer)
     x, y = batch if batch is not None else random_batch(setting, device, seed)
     return TrainingStep(learner, optimizer, x, y)
 

@@ -22,7 +22,7 @@ and residual additions are out of place, so hooks and replaced layers see every 
 
 from bpfree.models.convnet import PepitaConvNet
 from bpfree.models.lenet import LeNet, LeNet4
-from bpfree.models.mlp import ACTIVATIONS, MLP, he_uniform_
+from bpfree.models.mlp import ACTIVATIONS, MLP, ActivityNorm, he_uniform_
 from bpfree.models.registry import MODELS, build_model
 from bpfree.models.resnet import BasicBlock, ResNet, resnet18, resnet20
 from bpfree.models.transformer import (
@@ -38,6 +38,7 @@ __all__ = [
     "ACTIVATIONS",
     "MLP",
     "MODELS",
+    "ActivityNorm",
     "BasicBlock",
     "EncoderBlock",
     "LeNet",

@@ -17,6 +17,33 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+class ActivityNorm(nn.Module):
+    """Activation normalisation of deeper PEPITA (ICLR 2024 Sec. 4.1): h / ‖h‖.
+
+    ``"frobenius"`` divides the whole (batch, units) activity by its Frobenius norm over the batch,
+    as the ICLR reference code does; ``"per-sample"`` divides each sample's activity by its own
+    L2 norm. Neither has parameters. The Frobenius form makes a layer's output scale depend on the
+    batch size; with ReLU and no biases every later layer is positively homogeneous, so the
+    predicted class does not.
+    """
+
+    KINDS = ("frobenius", "per-sample")
+
+    def __init__(self, kind: str, eps: float = 1e-12) -> None:
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"normalization must be one of {', '.join(self.KINDS)}, got {kind!r}")
+        self.kind, self.eps = kind, eps
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.kind == "frobenius":
+            return h / torch.linalg.vector_norm(h).clamp_min(self.eps)
+        return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True).clamp_min(self.eps)
+
+    def extra_repr(self) -> str:
+        return repr(self.kind)
+
+
 def he_uniform_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``weight`` (out, in, ...) from U[-√(6/fan_in), √(6/fan_in)] (He et al. 2015)."""
     fan_in = weight[0].numel()
@@ -28,7 +55,8 @@ def he_uniform_(weight: torch.Tensor, generator: torch.Generator | None = None) 
 class MLP(nn.Module):
     """A stack of ``nn.Linear`` layers: ``len(sizes) - 1`` of them, the last one giving logits.
 
-    Each hidden layer is a block ``Linear -> activation -> Dropout``; the output layer is a bare
+    Each hidden layer is a block ``Linear -> activation -> Dropout`` (``-> ActivityNorm`` with
+    ``normalization``); the output layer is a bare
     ``Linear`` (its logits go to a softmax or sigmoid inside the learning rule's loss). Inputs of
     any shape are flattened to ``(batch, sizes[0])``. Weights are He-uniform, as in the PEPITA
     paper (ICML 2022, Table 2); biases, when enabled, start at zero.
@@ -38,6 +66,8 @@ class MLP(nn.Module):
         activation: hidden non-linearity, one of ``relu``, ``tanh``, ``sigmoid``, ``identity``.
         dropout: drop probability after each hidden layer.
         bias: whether the linear layers have biases (the papers use none).
+        normalization: ``None``, ``"frobenius"`` or ``"per-sample"``: divide each hidden
+            layer's activity by its norm (``ActivityNorm``; ICLR 2024 Sec. 4.1).
         generator: random source of the initial weights (default: torch's global one).
 
     Example:
@@ -53,6 +83,7 @@ class MLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         bias: bool = False,
+        normalization: str | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -66,9 +97,14 @@ class MLP(nn.Module):
         self.sizes = sizes
         self.activation = activation
         self.dropout = dropout
+        norm = normalization is not None
+        self.normalization = normalization
         self.blocks = nn.ModuleList(
             nn.Sequential(
-                nn.Linear(n_in, n_out, bias=bias), ACTIVATIONS[activation](), nn.Dropout(dropout)
+                nn.Linear(n_in, n_out, bias=bias),
+                ACTIVATIONS[activation](),
+                nn.Dropout(dropout),
+                *([ActivityNorm(normalization)] if norm else []),
             )
             for n_in, n_out in itertools.pairwise(sizes[:-1])
         )
@@ -99,4 +135,6 @@ class MLP(nn.Module):
         return self.head(h)
 
     def extra_repr(self) -> str:
-        return f"sizes={self.sizes}"
+        return f"sizes={self.sizes}" + (
+            f", normalization={self.normalization!r}" if self.normalization else ""
+        )

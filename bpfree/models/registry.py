@@ -29,7 +29,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 # The options build_model passes on to each model; the rest of its arguments come from the
 # input shape and the class count.
 _OPTIONS: dict[str, tuple[str, ...]] = {
-    "mlp": ("hidden", "activation", "dropout", "bias", "generator"),
+    "mlp": ("hidden", "activation", "dropout", "bias", "normalization", "generator"),
     "pepita-conv": ("generator",),
     "lenet": ("generator",),
     "lenet4": ("generator",),

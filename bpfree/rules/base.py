@@ -32,6 +32,9 @@ class Rule(nn.Module):
     """
 
     name: ClassVar[str]
+    # True for a rule that applies its updates itself, through the optimizer given to
+    # ``bind_optimizer``, during its passes (PEPITA time-local); its ``step`` leaves ``.grad`` None.
+    applies_own_updates: ClassVar[bool] = False
 
     def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
         super().__init__()
@@ -45,6 +48,11 @@ class Rule(nn.Module):
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         """Run the rule on one batch ``x`` with integer labels ``y`` and write every ``.grad``."""
         raise NotImplementedError
+
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Give the rule the optimizer of its model. Only rules that apply their own updates
+        (``applies_own_updates``) use it; for the others the caller's ``optimizer.step()``
+        applies what ``step`` wrote."""
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (n, classes) whose argmax is the prediction: the model's logits, unless

@@ -50,12 +50,13 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
 
 
 def plot_alignment(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
-    """Plot, per epoch, each feedback's angle to Wᵀ and each update's cosine to the gradient."""
+    """Plot, per epoch, each feedback's angle to Wᵀ, each update's cosine to the gradient and
+    each weight matrix's norm."""
     plt = pyplot(path)
     if plt is None:
         return False
     epochs = [row["epoch"] for row in rows]
-    figure, (angle_axes, cosine_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (angle_axes, cosine_axes, norm_axes) = plt.subplots(1, 3, figsize=(15, 4))
     for layer in rows[-1].get("alignment", {}):
         angles = [row.get("alignment", {}).get(layer, {}).get("angle") for row in rows]
         angle_axes.plot(epochs, angles, label=layer)
@@ -64,7 +65,11 @@ def plot_alignment(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         cosines = [row.get("update_cosine", {}).get(name) for row in rows]
         cosine_axes.plot(epochs, cosines, label=name)
     cosine_axes.set(xlabel="epoch", ylabel="cosine", title="update against the true gradient")
-    for axes in (angle_axes, cosine_axes):
+    for name in rows[-1].get("weights", {}):
+        norms = [row.get("weights", {}).get(name, {}).get("norm") for row in rows]
+        norm_axes.plot(epochs, norms, label=name)
+    norm_axes.set(xlabel="epoch", ylabel="Frobenius norm", title="weight norms")
+    for axes in (angle_axes, cosine_axes, norm_axes):
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize="small")
     save_figure(figure, path, title)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from bpfree import models
 from bpfree.data import Batches, Dataset, load_dataset
-from bpfree.diagnostics import update_cosines
+from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.rules import Rule, build
 from bpfree.training.config import ConfigError, TrainConfig
 from bpfree.training.plots import plot_alignment, plot_curves
@@ -111,9 +111,13 @@ def build_scheduler(
 
 
 def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """The epoch's diagnostics: feedback alignment (where the rule has feedback) and the cosine
-    between each parameter's update and its true gradient, on a fixed batch."""
-    row: dict[str, Any] = {"update_cosine": update_cosines(rule, x, y)}
+    """The epoch's diagnostics: the cosine between each parameter's update and its true gradient
+    on a fixed batch, feedback alignment (where the rule has feedback), and each weight matrix's
+    norm (ICML 2022 Fig. 3c) with its Normal and Student-t fits (App. H)."""
+    row: dict[str, Any] = {
+        "update_cosine": update_cosines(rule, x, y),
+        "weights": weight_diagnostics(rule.model, fit=True),
+    }
     alignment = getattr(rule, "alignment", None)
     if alignment is not None:
         row["alignment"] = alignment()
@@ -158,6 +162,7 @@ def train(
     rule = build_rule(config, model, data.input_shape).to(device)
     # Plastic feedback (KP's B, PFA's R) learns with the model's optimizer and weight decay.
     optimizer = build_optimizer(config, [*model.parameters(), *rule.parameters()])
+    rule.bind_optimizer(optimizer)
     scheduler = build_scheduler(config, optimizer)
     order = torch.Generator().manual_seed(config.seed)
     batches = Batches(data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order)

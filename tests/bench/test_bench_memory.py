@@ -34,10 +34,12 @@ def test_memory_table_measures_each_registered_rule_at_each_depth(monkeypatch):
         return float(len(setting.hidden or ()))
 
     monkeypatch.setattr(memory, "peak_memory_mib", fake)
-    depths = MemorySetting(rules=("pepita", "ff"), depths=(2, 4), width=16, batch=4, steps=3)
+    depths = MemorySetting(
+        rules=("pepita", "some-future-rule"), depths=(2, 4), width=16, batch=4, steps=3
+    )
     table = memory_against_depth("cpu", depths)
     assert table.mib == {"bp": {2: 2.0, 4: 4.0}, "pepita": {2: 2.0, 4: 4.0}}
-    assert table.missing == ("ff",)
+    assert table.missing == ("some-future-rule",)
     assert ("pepita", (16, 16, 16, 16), 3) in measured
     text = memory_table(table)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
@@ -45,7 +47,7 @@ def test_memory_table_measures_each_registered_rule_at_each_depth(monkeypatch):
     assert rows[1:] == [
         "| bp | 2.0 | 4.0 |",
         "| pepita | 2.0 | 4.0 |",
-        f"| ff | {NOT_IN_BPFREE} | - |",
+        f"| some-future-rule | {NOT_IN_BPFREE} | - |",
     ]
     assert what_is_measured("cpu", 3) in text
 

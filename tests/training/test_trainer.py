@@ -49,8 +49,12 @@ def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
     }
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
-    diagnostics = {"update_cosine"} | ({"alignment"} if rule in ("fa", "pepita") else set())
+    diagnostics = {"update_cosine", "weights"}
+    diagnostics |= {"alignment"} if rule in ("fa", "pepita") else set()
     assert all(set(r) == METRIC_KEYS | diagnostics for r in rows)
+    first, last = rows[0]["weights"], rows[-1]["weights"]
+    assert set(first) == {"blocks.0.0.weight", "head.weight"}
+    assert all({"normal", "student_t", "better"} <= set(w["fit"]) for w in last.values())
     assert rows[-1]["update_cosine"].keys() == {"blocks.0.0.weight", "head.weight"}
     assert [row["lr"] for row in rows] == pytest.approx(
         [0.1 if rule != "drtp" else 0.01] * 1 + [0.01 if rule != "drtp" else 0.001]

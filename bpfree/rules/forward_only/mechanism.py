@@ -1,13 +1,17 @@
 """The forward-only family's mechanism: layers walked by hand, no autograd graph ever built.
 
-A forward-only rule sees the model as a stack of dense layers h_l = σ_l(W_l h_{l−1} + b_l), each
+A forward-only rule sees the model as a stack of layers h_l = N(σ_l(W_l P(h_{l−1}) + b_l)), each
 hidden one followed by dropout whose mask the rule draws once per batch so that every pass of the
-batch shares it. Gradients are written straight into ``.grad`` buffers kept between steps.
+batch shares it, optionally by an activity normalisation N, and fed through the previous block's
+pooling P (none in an MLP). Gradients are written straight into ``.grad`` buffers kept between
+steps.
 
-Supported models follow ``bpfree.models.MLP``'s convention: ``flatten(x)``, ``blocks`` of
-``Sequential(Linear, activation, Dropout)`` and a ``head`` ``Linear``.
+Supported models: ``bpfree.models.MLP``'s convention (``flatten(x)``, ``blocks`` of
+``Sequential(Linear, activation, Dropout[, ActivityNorm])`` and a ``head`` ``Linear``), and, for
+the rules that allow it, ``bpfree.models.PepitaConvNet``'s (``blocks`` of
+``Sequential(Conv2d, activation, MaxPool2d)`` and a ``head`` ``Sequential(Flatten, Linear)``).
 
-Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes.
+Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes, p positions.
 """
 
 from __future__ import annotations
@@ -15,38 +19,125 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from bpfree.models.mlp import ActivityNorm
 from bpfree.rules.base import Rule
 
 
 @dataclass(frozen=True)
 class DenseLayer:
-    """One layer as a forward-only rule walks it: h = dropout(σ(W h_prev + b))."""
+    """One layer as a forward-only rule walks it: h = N(dropout(σ(W P(h_prev) + b)))."""
 
     linear: nn.Linear
     activation: nn.Module
     dropout: float
+    normalize: nn.Module | None = None
+    pool: nn.Module | None = None  # P: the previous block's pooling (and flattening)
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.linear.weight
+
+    def inputs(self, h: torch.Tensor) -> torch.Tensor:
+        """P(h_{l−1}), what the weights multiply."""
+        return h if self.pool is None else self.pool(h)
+
+    def linear_map(self, h: torch.Tensor) -> torch.Tensor:
+        """W_l P(h_{l−1}), without the bias."""
+        return F.linear(self.inputs(h), self.linear.weight)
+
+    def add_bias(self, a: torch.Tensor) -> torch.Tensor:
+        return a if self.linear.bias is None else a + self.linear.bias
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """h_l = σ(W_l h_{l−1} + b_l) ⊙ mask."""
-        return self.activate(
-            torch.nn.functional.linear(h, self.linear.weight, self.linear.bias), mask
-        )
+        """h_l = N(σ(W_l P(h_{l−1}) + b_l) ⊙ mask)."""
+        return self.activate(F.linear(self.inputs(h), self.linear.weight, self.linear.bias), mask)
+
+    def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
+        """ΔW = postᵀ P(pre) / n and Δb = Σ post / n into the ``.grad`` buffers."""
+        weight = grad_buffer(self.linear.weight)
+        torch.addmm(weight, post.T, self.inputs(pre), beta=0.0, alpha=1.0 / n, out=weight)
+        if self.linear.bias is not None:
+            torch.sum(post, dim=0, out=grad_buffer(self.linear.bias)).div_(n)
 
     def activate(self, a: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """σ(a) ⊙ mask, from a pre-activation (never written in place)."""
+        """N(σ(a) ⊙ mask), from a pre-activation (never written in place)."""
         h = self.activation(a)
-        if mask is None:
-            return h
-        return h * mask if h is a else h.mul_(mask)
+        if mask is not None:
+            h = h * mask if h is a else h.mul_(mask)
+        return h if self.normalize is None else self.normalize(h)
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """A convolution as a forward-only rule walks it: h = σ(W ⋆ P(h_prev) + b), no dropout.
+
+    Its update for a post-synaptic map δ (n, o, p) and presynaptic maps (ICML 2022 Sec. 3.3):
+    for every output element, δ times the input patch the filter saw there; all these products
+    summed, then divided by their number n·p. The sum is one correlation of the input with δ,
+    ``conv2d_weight``, the same one a convolution's weight gradient is.
+    """
+
+    conv: nn.Conv2d
+    activation: nn.Module
+    pool: nn.Module | None = None
+    dropout: float = 0.0
+    normalize: None = None
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.conv.weight
+
+    def inputs(self, h: torch.Tensor) -> torch.Tensor:
+        return h if self.pool is None else self.pool(h)
+
+    def linear_map(self, h: torch.Tensor) -> torch.Tensor:
+        c = self.conv
+        return F.conv2d(self.inputs(h), c.weight, None, c.stride, c.padding, c.dilation, c.groups)
+
+    def add_bias(self, a: torch.Tensor) -> torch.Tensor:
+        return a if self.conv.bias is None else a + self.conv.bias.view(-1, 1, 1)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.activate(self.add_bias(self.linear_map(h)), mask)
+
+    def activate(self, a: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.activation(a)
+
+    def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
+        """ΔW[o, i, k] = Σ_{n,p} δ[n, o, p] P(pre)[n, i, p + k] / (n·p); Δb = Σ δ / (n·p)."""
+        c, positions = self.conv, post.shape[-2] * post.shape[-1]
+        delta = torch.nn.grad.conv2d_weight(
+            self.inputs(pre), c.weight.shape, post, c.stride, c.padding, c.dilation, c.groups
+        )
+        grad_buffer(c.weight).copy_(delta).div_(n * positions)
+        if c.bias is not None:
+            torch.sum(post, dim=(0, 2, 3), out=grad_buffer(c.bias)).div_(n * positions)
 
 
 class LayerStack:
-    """A model seen as its dense layers, input side first; the last one gives the logits."""
+    """A model seen as its layers, input side first; the last one gives the logits."""
 
-    def __init__(self, model: nn.Module, rule_name: str) -> None:
+    def __init__(self, model: nn.Module, rule_name: str, *, conv: bool = False) -> None:
+        if conv and _is_conv_net(model):
+            self.model, self.conv = model, True
+            self.hidden, pool = [], None
+            for block in model.blocks:
+                self.hidden.append(ConvLayer(block[0], block[1], pool))
+                pool = block[2]
+            self.output = DenseLayer(model.head[1], nn.Identity(), 0.0, None, _PoolFlatten(pool))
+            return
         blocks, head = getattr(model, "blocks", None), getattr(model, "head", None)
+        convs = (
+            ""
+            if not conv
+            else (
+                ", or like bpfree.models.PepitaConvNet (blocks of Sequential(Conv2d, activation, "
+                "MaxPool2d), and a head Sequential(Flatten, Linear))"
+            )
+        )
         if not (
             isinstance(blocks, nn.ModuleList)
             and isinstance(head, nn.Linear)
@@ -56,15 +147,40 @@ class LayerStack:
             raise ValueError(
                 f"{rule_name} cannot walk {type(model).__name__}: forward-only rules need a model "
                 "shaped like bpfree.models.MLP (flatten(x), blocks of Sequential(Linear, "
-                "activation, Dropout), and a Linear head)"
+                f"activation, Dropout[, ActivityNorm]), and a Linear head){convs}"
             )
-        self.model = model
-        self.hidden = [DenseLayer(block[0], block[1], block[2].p) for block in blocks]
+        self.model, self.conv = model, False
+        self.hidden = [
+            DenseLayer(block[0], block[1], block[2].p, block[3] if len(block) == 4 else None)
+            for block in blocks
+        ]
         self.output = DenseLayer(head, nn.Identity(), 0.0)
 
     @property
-    def layers(self) -> list[DenseLayer]:
+    def layers(self) -> list[DenseLayer | ConvLayer]:
         return [*self.hidden, self.output]
+
+    @property
+    def input_features(self) -> int:
+        """Features of one input sample: the MLP's input width, or channels × height × width."""
+        if not self.conv:
+            return (
+                self.hidden[0].linear.in_features if self.hidden else self.output.linear.in_features
+            )
+        h, w = self.model.image_size
+        return self.hidden[0].conv.in_channels * h * w
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch as the first layer takes it: flattened for an MLP, images for a conv net."""
+        if not self.conv:
+            return self.model.flatten(x)
+        first = self.hidden[0].conv
+        if x.dim() != 4 or x.shape[1] != first.in_channels:
+            raise ValueError(
+                f"{type(self.model).__name__} expects images (batch, {first.in_channels}, h, w), "
+                f"got a batch of shape {tuple(x.shape)}"
+            )
+        return x
 
     def dropout_masks(self, n: int, like: torch.Tensor) -> list[torch.Tensor | None]:
         """One mask (n, o) per hidden layer, scaled by 1 / keep, shared by all passes of a batch."""
@@ -83,10 +199,41 @@ class LayerStack:
 def _is_dense_block(block: nn.Module) -> bool:
     return (
         isinstance(block, nn.Sequential)
-        and len(block) == 3
+        and len(block) in (3, 4)
         and isinstance(block[0], nn.Linear)
         and isinstance(block[2], nn.Dropout)
+        and (len(block) == 3 or isinstance(block[3], ActivityNorm))
     )
+
+
+def _is_conv_net(model: nn.Module) -> bool:
+    blocks, head = getattr(model, "blocks", None), getattr(model, "head", None)
+    return (
+        isinstance(blocks, nn.ModuleList)
+        and len(blocks) > 0
+        and all(
+            isinstance(b, nn.Sequential)
+            and len(b) == 3
+            and isinstance(b[0], nn.Conv2d)
+            and isinstance(b[2], nn.MaxPool2d)
+            for b in blocks
+        )
+        and isinstance(head, nn.Sequential)
+        and len(head) == 2
+        and isinstance(head[0], nn.Flatten)
+        and isinstance(head[1], nn.Linear)
+    )
+
+
+class _PoolFlatten(nn.Module):
+    """The last conv block's pooling, then flattening: what the head's weights multiply."""
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.pool(h).flatten(1)
 
 
 def grad_buffer(param: nn.Parameter) -> torch.Tensor:
@@ -96,17 +243,28 @@ def grad_buffer(param: nn.Parameter) -> torch.Tensor:
     return param.grad
 
 
-def write_outer_grad(layer: DenseLayer, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
-    """ΔW = postᵀ pre / n and Δb = mean(post), written into the layer's ``.grad`` buffers."""
-    weight = grad_buffer(layer.linear.weight)
-    torch.addmm(weight, post.T, pre, beta=0.0, alpha=1.0 / n, out=weight)  # 'no,ni->oi'
-    if layer.linear.bias is not None:
-        torch.mean(post, dim=0, out=grad_buffer(layer.linear.bias))
+def write_outer_grad(
+    layer: DenseLayer | ConvLayer, post: torch.Tensor, pre: torch.Tensor, n: int
+) -> None:
+    """The layer's update from post- and presynaptic terms into its ``.grad`` buffers: for a
+    dense layer ΔW = postᵀ pre / n and Δb = Σ post / n ('no,ni->oi'), for a convolution the
+    correlation of ``ConvLayer.write_grad``.
+
+    ``post`` and ``pre`` may stack several terms along the batch axis (a sum of outer
+    products); ``n`` is the batch size they are averaged over.
+    """
+    layer.write_grad(post, pre, n)
 
 
 class ForwardOnlyRule(Rule):
-    """A rule made of forward passes only: its ``step`` runs with autograd off."""
+    """A rule made of forward passes only: its ``step`` runs with autograd off.
+
+    ``walks_conv_nets`` says whether the rule's update is defined on convolutions too.
+    """
+
+    walks_conv_nets = False
 
     def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
         super().__init__(model, num_classes=num_classes)
-        object.__setattr__(self, "stack", LayerStack(model, type(self).__name__))
+        stack = LayerStack(model, type(self).__name__, conv=self.walks_conv_nets)
+        object.__setattr__(self, "stack", stack)

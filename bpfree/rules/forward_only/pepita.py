@@ -8,8 +8,23 @@ import torch
 from torch import nn
 
 from bpfree.rules.base import StepResult, feedback_generator, one_hot
-from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, write_outer_grad
+from bpfree.rules.forward_only.mechanism import DenseLayer, ForwardOnlyRule, write_outer_grad
 from bpfree.rules.registry import register
+
+PERTURBATIONS = ("error", "random")
+
+
+def uniform_feedback(
+    n_inputs: int, n_classes: int, f_scale: float, seed: int, rule_name: str, like: torch.Tensor
+) -> torch.Tensor:
+    """F (i, c), uniform in ±f_scale·√(6 / i) (ICML 2022 Table 2: f_scale = 0.05), so that
+    std(F) = f_scale·√(2 / i)."""
+    if not f_scale >= 0.0:
+        raise ValueError(f"f_scale must be non-negative, got {f_scale!r}")
+    bound = f_scale * math.sqrt(6.0 / n_inputs)
+    F = torch.empty(n_inputs, n_classes, dtype=like.dtype)
+    F.uniform_(-bound, bound, generator=feedback_generator(seed, rule_name))
+    return F.to(like.device)
 
 
 @register
@@ -29,6 +44,15 @@ class PEPITA(ForwardOnlyRule):
     linear in its input, so W_1 (x + s F e) = W_1 x + s (W_1 F) e reuses the clean pass: the
     modulated pass costs one (o, c) product there instead of a full (n, i, o) one.
 
+    Deeper PEPITA (ICLR 2024 Sec. 4.1) is the same rule on an MLP with more hidden layers; its
+    weight decay is the optimizer's and its activation normalisation the model's
+    (``MLP(..., normalization="frobenius" | "per-sample")``), applied in both passes.
+
+    Ablations (ICML App. D): ``f_scale=0`` is F = 0 (only the last layer learns);
+    ``perturbation="random"`` modulates the input with k·r instead of s F e, r uniform in
+    [−1, 1) drawn afresh for every sample of every batch (from torch's global generator, like
+    the dropout masks, so that a resumed run continues the same stream), k = ``amplitude``.
+
     Args:
         model: a ``bpfree.models.MLP`` (or a model shaped like it).
         sign: s, +1 for x + F e (ICML 2022), −1 for x − F e (ICLR 2024).
@@ -37,6 +61,8 @@ class PEPITA(ForwardOnlyRule):
         output_error: ``"clean"`` (e of eq. 5, Algorithm 1) or ``"modulated"`` (softmax(h_L^err)
             − t, as the ICML tutorial code does).
         f_scale: F is uniform in ±f_scale·√(6 / i) (ICML Table 2: 0.05).
+        perturbation: ``"error"`` (PEPITA) or ``"random"`` (the App. D ablation).
+        amplitude: k of the random perturbation.
         seed: seed of the generator drawing F.
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
@@ -50,6 +76,7 @@ class PEPITA(ForwardOnlyRule):
     """
 
     name = "pepita"
+    walks_conv_nets = True
 
     def __init__(
         self,
@@ -59,6 +86,8 @@ class PEPITA(ForwardOnlyRule):
         presynaptic: str = "modulated",
         output_error: str = "clean",
         f_scale: float = 0.05,
+        perturbation: str = "error",
+        amplitude: float = 0.0,
         seed: int = 0,
         num_classes: int | None = None,
     ) -> None:
@@ -69,77 +98,115 @@ class PEPITA(ForwardOnlyRule):
             raise ValueError(f"presynaptic must be 'modulated' or 'clean', got {presynaptic!r}")
         if output_error not in ("clean", "modulated"):
             raise ValueError(f"output_error must be 'clean' or 'modulated', got {output_error!r}")
-        if not f_scale >= 0.0:
-            raise ValueError(f"f_scale must be non-negative, got {f_scale!r}")
+        if perturbation not in PERTURBATIONS:
+            raise ValueError(f"perturbation must be 'error' or 'random', got {perturbation!r}")
+        if not amplitude >= 0.0:
+            raise ValueError(f"amplitude must be non-negative, got {amplitude!r}")
         if not self.stack.hidden:
-            raise ValueError("PEPITA needs a model with at least one hidden layer")
+            raise ValueError(f"{self.name} needs a model with at least one hidden layer")
         self.sign, self.presynaptic, self.output_error = sign, presynaptic, output_error
-        first = self.stack.layers[0].linear.weight
-        n_inputs = first.shape[1]
-        bound = f_scale * math.sqrt(6.0 / n_inputs)
-        generator = feedback_generator(seed, self.name)
-        F = torch.empty(n_inputs, self.num_classes, dtype=first.dtype)
-        self.register_buffer("F", F.uniform_(-bound, bound, generator=generator).to(first.device))
+        self.perturbation, self.amplitude, self.f_scale = perturbation, amplitude, f_scale
+        first = self.stack.layers[0].weight
+        self.init_feedback(self.stack.input_features, f_scale, seed, first)
+
+    def init_feedback(self, n_inputs: int, f_scale: float, seed: int, like: torch.Tensor) -> None:
+        """Register the feedback state; ``self.F`` must then be the (i, c) matrix."""
+        F = uniform_feedback(n_inputs, self.num_classes, f_scale, seed, self.name, like)
+        self.register_buffer("F", F)
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        x = self.model.flatten(x)
+        x = self.stack.inputs(x)
         self.check_labels(x, y)
-        n, s = x.shape[0], self.sign
+        n, c, s, F = x.shape[0], self.num_classes, self.sign, self.F
         first, *hidden = self.stack.hidden
         masks = self.stack.dropout_masks(n, x)
-        t = one_hot(y, self.num_classes, x.dtype)
+        t = one_hot(y, c, x.dtype)
 
-        # Clean pass (eq. 1), with (W_1 F)ᵀ for the modulated pass from the same product:
-        # [x; Fᵀ] W_1ᵀ = [W_1 x; (W_1 F)ᵀ] reads W_1 once.
-        a_1, W1_F_T = (
-            torch.cat([x, self.F.T]).mm(first.linear.weight.T).split([n, self.num_classes])
-        )
-        if first.linear.bias is not None:
-            a_1 = a_1 + first.linear.bias
+        # Clean pass (eq. 1), with W_1 F for the modulated pass from the same product:
+        # W_1 [x; Fᵀ] = [W_1 x; (W_1 F)ᵀ] reads W_1 once (F's columns shaped like inputs).
+        if self.perturbation == "error":
+            a_1, W1_F = first.linear_map(torch.cat([x, F.T.reshape(c, *x.shape[1:])])).split([n, c])
+        else:
+            a_1 = first.linear_map(x)
+        a_1 = first.add_bias(a_1)
         clean = [first.activate(a_1, masks[0])]
         for layer, mask in zip(hidden, masks[1:], strict=True):
             clean.append(layer.forward(clean[-1], mask))
         logits = self.stack.output.forward(clean[-1], None)
         log_p = torch.log_softmax(logits, dim=1)
-        e = log_p.exp().sub_(t)  # e = softmax(h_L) − t
+        p = log_p.exp()
+        e = p - t  # e = softmax(h_L) − t
         loss = -log_p.gather(1, y.unsqueeze(1)).mean()
 
         # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e.
-        h_err = first.activate(torch.addmm(a_1, e, W1_F_T, alpha=s), masks[0])  # 'nc,co->no'
-        if self.presynaptic == "modulated":
-            x = torch.addmm(x, e, self.F.T, alpha=s)  # x + s F e: 'nc,ic->ni'
-        write_outer_grad(first, clean[0] - h_err, x, n)  # eq. 3
+        if self.perturbation == "error":
+            a_1_err = torch.addmm(a_1.reshape(n, -1), e, W1_F.reshape(c, -1), alpha=s)
+            a_1_err = a_1_err.view_as(a_1)  # 'nc,c...->n...'
+            x_err = torch.addmm(x.reshape(n, -1), e, F.T, alpha=s).view_as(x)  # x + s F e
+        else:  # ICML App. D: x + k r
+            kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
+            x_err = x + kr
+            a_1_err = a_1 + first.linear_map(kr)
+        h_err = first.activate(a_1_err, masks[0])
+        self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
         for l, (layer, mask) in enumerate(zip(hidden, masks[1:], strict=True), start=1):
             h_prev_err, h_err = h_err, layer.forward(h_err, mask)
-            pre = self.presynaptic_of(h_prev_err, clean[l - 1])
-            write_outer_grad(layer, clean[l] - h_err, pre, n)  # eq. 4
-        if self.output_error == "modulated":
-            e = torch.softmax(self.stack.output.forward(h_err, None), dim=1).sub_(t)
-        write_outer_grad(self.stack.output, e, self.presynaptic_of(h_err, clean[-1]), n)  # eq. 5
+            self.write_hidden(layer, clean[l], h_err, clean[l - 1], h_prev_err, n)  # eq. 4
+        self.write_output(p, t, clean[-1], h_err, n)  # eq. 5
         return StepResult(loss.item(), logits)
 
+    def write_hidden(
+        self,
+        layer: DenseLayer,
+        h: torch.Tensor,
+        h_err: torch.Tensor,
+        pre: torch.Tensor,
+        pre_err: torch.Tensor,
+        n: int,
+    ) -> None:
+        """Eqs. 3-4: ΔW_l = (h_l − h_l^err) (h_{l−1}^err)ᵀ (or h_{l−1} with presynaptic clean)."""
+        write_outer_grad(layer, h - h_err, self.presynaptic_of(pre_err, pre), n)
+
+    def write_output(
+        self, p: torch.Tensor, t: torch.Tensor, h: torch.Tensor, h_err: torch.Tensor, n: int
+    ) -> None:
+        """Eq. 5: ΔW_L = e (h_{L−1}^err)ᵀ, e from the clean pass (or the modulated one)."""
+        if self.output_error == "modulated":
+            e = torch.softmax(self.stack.output.forward(h_err, None), dim=1).sub_(t)
+        else:
+            e = p - t
+        write_outer_grad(self.stack.output, e, self.presynaptic_of(h_err, h), n)
+
+    def forward_product(self) -> torch.Tensor:
+        """(W_L ⋯ W_1)ᵀ, shaped (i, c) like F."""
+        product = self.stack.layers[0].weight.T
+        for layer in self.stack.layers[1:]:
+            product = product @ layer.weight.T
+        return product
+
     def alignment(self) -> dict[str, dict[str, float]]:
-        """Angle between F and the product of the forward weights (W_L ⋯ W_1)ᵀ (ICML Fig. 3b)."""
+        """Angle between F and the product of the forward weights (W_L ⋯ W_1)ᵀ (ICML Fig. 3b:
+        near 90° at the start, growing toward 120° with + F e), and their norm ratio; nothing
+        for a conv net, whose layers have no such product."""
         from bpfree.diagnostics import angle_degrees, norm_ratio
 
+        if self.stack.conv:
+            return {}
         with torch.no_grad():
-            product = self.stack.layers[0].linear.weight.T
-            for layer in self.stack.layers[1:]:
-                product = product @ layer.linear.weight.T  # (i, c) after the last layer
-            return {
-                "F": {
-                    "angle": angle_degrees(self.F, product),
-                    "norm_ratio": norm_ratio(self.F, product),
-                }
-            }
+            product = self.forward_product()
+            F = self.F
+            return {"F": {"angle": angle_degrees(F, product), "norm_ratio": norm_ratio(F, product)}}
 
     def presynaptic_of(self, modulated: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
         """The presynaptic term: the modulated-pass activity (eqs. 3-5) or the clean one."""
         return modulated if self.presynaptic == "modulated" else clean
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"{super().extra_repr()}, sign={self.sign:+d}, presynaptic={self.presynaptic!r}, "
             f"output_error={self.output_error!r}"
         )
+        if self.perturbation == "random":
+            text += f", perturbation='random', amplitude={self.amplitude}"
+        return text

@@ -1,0 +1,195 @@
+"""The Forward-Forward family's mechanism: layer-local goodness losses, walked layer by layer.
+
+Every hidden layer l of a ``bpfree.models.MLP`` is trained on its own objective, in closed form,
+with no autograd graph (Hinton 2022, Sec. 2):
+
+    G_l = Σ_o h_{l,o}²                                  goodness, h_l = σ(a_l) ⊙ m_l
+    s = +1 for a positive sample, −1 for a negative one
+    loss_l = (1/n) Σ_samples softplus(−s (G_l − θ_l))      i.e. p(positive) = σ(G_l − θ_l)
+    ∂loss/∂G = −s σ(−s (G − θ))      (−σ(θ − G) for positives, σ(G − θ) for negatives)
+    δ_l = ∂loss/∂G · 2 h_l ⊙ σ′(a_l) ⊙ m_l               ∂G/∂a through the activation and dropout
+    ΔW_l = δ_lᵀ ĥ_{l−1} / n,   Δb_l = Σ_samples δ_l / n  (positive and negative rows summed)
+
+Between layers only the direction of the activity is passed on: the input of layer l+1 is
+ĥ_l = h_l / (‖h_l‖₂ + ε) per sample, and no gradient crosses it, so each layer learns from its
+own normalised input. The walk below (``walk``) is the one network that both training and
+prediction run.
+
+Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes; stacked positive
+and negative passes carry a leading axis of 2 (row 0 positive, row 1 negative).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bpfree.rules.forward_gradient.mechanism import RandomStream
+from bpfree.rules.forward_only.mechanism import DenseLayer, grad_buffer
+
+NORM_EPS = 1e-8
+"""ε of the layer normalisation ĥ = h / (‖h‖₂ + ε): keeps an all-zero activity at zero."""
+
+# σ′(a) of each supported activation; ReLU needs none: h = 0 wherever σ′(a) = 0, else σ′ = 1.
+SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor] | None] = {
+    nn.ReLU: None,
+    nn.Identity: None,
+    nn.Tanh: lambda a: 1.0 - torch.tanh(a).square(),
+    nn.Sigmoid: lambda a: torch.sigmoid(a) * torch.sigmoid(-a),
+}
+
+SIGNS = (1.0, -1.0)
+"""s of the positive and the negative pass, in the order they are stacked."""
+
+
+def check_activations(layers: Sequence[DenseLayer], rule_name: str) -> None:
+    """Refuse a hidden layer whose derivative the goodness gradient does not know: an unknown
+    activation, or an activity normalisation after it (FF normalises between layers itself)."""
+    for l, layer in enumerate(layers):
+        norm = getattr(layer, "normalize", None)
+        if norm is not None:
+            raise ValueError(
+                f"{rule_name} cannot train hidden layer {l}: it ends in {type(norm).__name__}, "
+                "and Forward-Forward's goodness is the activity before any normalisation "
+                "(it normalises between layers itself); build the model without it"
+            )
+        if type(layer.activation) not in SLOPES:
+            raise ValueError(
+                f"{rule_name} cannot train hidden layer {l}: activation "
+                f"{type(layer.activation).__name__} is not one of "
+                f"{', '.join(sorted(t.__name__ for t in SLOPES))}"
+            )
+
+
+def check_threshold(threshold: float | None) -> float | None:
+    """θ as a positive float, or ``None`` (each layer's width); a ``ValueError`` names it."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise ValueError(f"threshold must be a positive number or None, got {threshold!r}")
+    if not 0.0 < float(threshold) < float("inf"):
+        raise ValueError(f"threshold must be positive and finite (θ > 0), got {threshold!r}")
+    return float(threshold)
+
+
+def thresholds(layers: Sequence[DenseLayer], threshold: float | None) -> list[float]:
+    """θ_l per hidden layer: ``threshold``, or the layer's number of units (Hinton's choice for
+    sum-of-squares goodness: a mean square activity of 1)."""
+    return [threshold or float(layer.linear.out_features) for layer in layers]
+
+
+def goodness(h: torch.Tensor) -> torch.Tensor:
+    """G = Σ_o h_o² (..., o) -> (...)."""
+    return h.square().sum(dim=-1)
+
+
+def normalise(h: torch.Tensor) -> torch.Tensor:
+    """ĥ = h / (‖h‖₂ + ε) along the last axis: the direction of the activity, its length removed."""
+    return h / torch.linalg.vector_norm(h, dim=-1, keepdim=True).add_(NORM_EPS)
+
+
+def ff_loss(
+    G: torch.Tensor, sign: torch.Tensor, threshold: float, n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's FF loss and its derivative per sample, for goodness G (...) of samples of sign s.
+
+    loss = Σ softplus(−s (G − θ)) / n;   ∂(n·loss)/∂G = −s σ(−s (G − θ)) per sample (the 1/n of
+    the batch mean is applied when the weight gradient is written).
+    """
+    z = sign * (G - threshold)
+    return F.softplus(-z).sum() / n, torch.sigmoid(-z).mul_(-sign)
+
+
+def goodness_delta(
+    layer: DenseLayer,
+    a: torch.Tensor,
+    h: torch.Tensor,
+    dG: torch.Tensor,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """δ = ∂loss/∂a = dG · 2h ⊙ σ′(a) ⊙ m, for h = σ(a) ⊙ m of shape (..., o) and dG of (...)."""
+    delta = h * (2.0 * dG).unsqueeze(-1)
+    slope = SLOPES[type(layer.activation)]
+    if slope is not None:
+        delta.mul_(slope(a))
+    if mask is not None:
+        delta.mul_(mask)
+    return delta
+
+
+def walk(
+    layers: Sequence[DenseLayer], h: torch.Tensor, masks: Sequence[torch.Tensor | None]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The FF network: yields (input, a, h) of each layer, the next layer's input being ĥ.
+
+    Any leading axes ride along (a stacked (2, n, i) positive/negative batch, or (n, c, i) for
+    one pass per label); each mask must broadcast against its layer's output. Only one layer's
+    tensors are alive at a time, so memory does not grow with depth.
+    """
+    for layer, mask in zip(layers, masks, strict=True):
+        a = F.linear(h, layer.linear.weight, layer.linear.bias)
+        out = layer.activate(a, mask)
+        yield h, a, out
+        h = normalise(out)
+
+
+def write_summed_grad(layer: DenseLayer, n: int, *pairs: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """ΔW = Σ_k δ_kᵀ pre_k / n and Δb = Σ_k Σ_rows δ_k / n into the layer's ``.grad`` buffers.
+
+    Each pair is (δ (r, o), pre (r, i)) with any number of rows r: the positive and negative
+    rows of a batch of n samples are summed, then divided by n (not by 2n).
+    """
+    weight = grad_buffer(layer.linear.weight)
+    for k, (delta, pre) in enumerate(pairs):
+        # 'ro,ri->oi', the first pair overwriting what the last step left
+        torch.addmm(weight, delta.T, pre, beta=float(k > 0), alpha=1.0 / n, out=weight)
+    if layer.linear.bias is not None:
+        bias = grad_buffer(layer.linear.bias)
+        torch.sum(pairs[0][0], dim=0, out=bias)
+        for delta, _ in pairs[1:]:
+            bias.add_(delta.sum(dim=0))
+        bias.div_(n)
+
+
+def head_error(
+    logits: torch.Tensor, y: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax cross-entropy of the head and its error e = softmax(logits) − t (n, c)."""
+    log_p = torch.log_softmax(logits, dim=1)
+    loss = -log_p.gather(1, y.unsqueeze(1)).mean()
+    return loss, log_p.exp().sub_(F.one_hot(y, num_classes).to(logits.dtype))
+
+
+def zero_grad(layer: DenseLayer) -> None:
+    """Set the layer's ``.grad`` to zeros: the rule does not train it, and the optimizer leaves
+    it where it is (plain SGD and Adam; decoupled weight decay still shrinks it)."""
+    for param in layer.linear.parameters():
+        grad_buffer(param).zero_()
+
+
+class SampleStream(RandomStream):
+    """The seeded stream negative samples are drawn from; its position is saved as rule state."""
+
+    @contextmanager
+    def generator(self) -> Iterator[torch.Generator]:
+        """A CPU generator at the stream's position; the stream advances by what it draws."""
+        generator = torch.Generator()
+        generator.set_state(self.state.cpu())
+        yield generator
+        self.state.copy_(generator.get_state())
+
+
+def head_logits(
+    hidden: Sequence[DenseLayer],
+    head: DenseLayer,
+    x: torch.Tensor,
+    masks: Sequence[torch.Tensor | None],
+) -> torch.Tensor:
+    """The head's logits (n, c) on ĥ_{L−1}, the normalised activity of the last hidden layer."""
+    _, _, h = deque(walk(hidden, x, masks), maxlen=1).pop()  # keeps only the last layer's
+    return head.forward(normalise(h), None)

@@ -1,0 +1,155 @@
+"""Forward-Forward with top-down feedback: PEPITA's error-modulated input as the negative."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from bpfree.rules.base import StepResult, feedback_generator
+from bpfree.rules.forward_forward.mechanism import (
+    SIGNS,
+    check_activations,
+    check_threshold,
+    ff_loss,
+    goodness,
+    goodness_delta,
+    head_error,
+    head_logits,
+    normalise,
+    thresholds,
+    walk,
+    write_summed_grad,
+)
+from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, write_outer_grad
+from bpfree.rules.registry import register
+
+
+@register
+class FFTopDown(ForwardOnlyRule):
+    """Forward-Forward whose negative sample is the input modulated by the output error
+    (ICLR 2024, Sec. 5.2: PEPITA seen as FF with top-down feedback).
+
+    Symbols: x the input (n, i), h_l the hidden activities of the clean pass, ĥ_l = h_l /
+    (‖h_l‖₂ + ε) what layer l+1 receives, e = softmax(W_L ĥ_{L−1}) − t the output error (n, c),
+    F a fixed random (i, c) matrix, s = ±1 the sign of the modulation, G_l = Σ_o h_{l,o}² the
+    goodness and θ_l the threshold of layer l.
+
+    Update:
+        positive x,  negative x + s F e        (s = −1: x − F e, ICLR 2024 eq. 2)
+        hidden layers: FF's goodness loss, positive raised, negative lowered (Hinton 2022):
+            δ_l = −σ(θ_l − G_l⁺) · 2 h_l⁺ ⊙ σ′(a_l⁺) ⊙ m_l  on the positive pass,
+                   σ(G_l⁻ − θ_l) · 2 h_l⁻ ⊙ σ′(a_l⁻) ⊙ m_l  on the negative one,
+            ΔW_l = Σ_± δ_lᵀ ĥ_{l−1} / n
+        head: ΔW_L = eᵀ ĥ_{L−1} / n, the clean pass's activity (as PEPITA's eq. 5)
+    No label is embedded: the error reaches the hidden layers only through F e. Both passes share
+    one dropout mask. The first layer is linear in its input, so W₁ (x + s F e) = W₁ x + s (W₁ F) e
+    reuses the clean pass, and its update Σ_± δᵀ x± = (δ⁺ + δ⁻)ᵀ x + s (δ⁻ᵀ e) Fᵀ costs one
+    (n, i, o) product, as in PEPITA. ``predict`` runs the network training ran: hidden layers
+    normalised between them, head on ĥ_{L−1}; it differs from ``model(x)``, which skips the
+    normalisation.
+
+    Args:
+        model: a ``bpfree.models.MLP`` (or a model shaped like it), at least one hidden layer.
+        sign: s, −1 for x − F e (ICLR 2024), +1 for x + F e (ICML 2022).
+        threshold: θ for every layer, > 0; default each layer's number of units.
+        f_scale: F is uniform in ±f_scale·√(6 / i). The default 0.5 is ten times PEPITA's
+            (ICML Table 2: 0.05): the goodness loss only sees the difference between the two
+            passes, and with PEPITA's scale the negative sample is nearly the positive one.
+        seed: seed of the generator drawing F.
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
+
+    Example:
+        >>> model = MLP((784, 1024, 10))
+        >>> rule, opt = FFTopDown(model), torch.optim.SGD(model.parameters(), lr=0.01)
+        >>> rule.step(x, y); opt.step()
+
+    References: Srinivasan, Mignacco, Sorbaro, Refinetti, Cooper, Kreiman, Dellaferrera,
+    "Forward Learning with Top-Down Feedback: Empirical and Analytical Characterization",
+    ICLR 2024, Sec. 5.2; Hinton, "The Forward-Forward Algorithm", arXiv:2212.13345, 2022.
+    """
+
+    name = "ff-topdown"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        sign: int = -1,
+        threshold: float | None = None,
+        f_scale: float = 0.5,
+        seed: int = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__(model, num_classes=num_classes)
+        if not self.stack.hidden:
+            raise ValueError("FFTopDown needs a model with at least one hidden layer")
+        check_activations(self.stack.hidden, self.name)
+        if sign not in (1, -1):
+            raise ValueError(f"sign must be +1 (x + F e) or -1 (x - F e), got {sign!r}")
+        if not f_scale >= 0.0:
+            raise ValueError(f"f_scale must be non-negative, got {f_scale!r}")
+        self.sign = sign
+        self.threshold = check_threshold(threshold)
+        self.thresholds = thresholds(self.stack.hidden, self.threshold)
+        first = self.stack.hidden[0].linear.weight
+        n_inputs = first.shape[1]
+        bound = f_scale * math.sqrt(6.0 / n_inputs)
+        F = torch.empty(n_inputs, self.num_classes, dtype=first.dtype)
+        F.uniform_(-bound, bound, generator=feedback_generator(seed, self.name))
+        self.register_buffer("F", F.to(first.device))
+
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        x = self.model.flatten(x)
+        self.check_labels(x, y)
+        n, s = x.shape[0], self.sign
+        first, *rest = self.stack.hidden
+        masks = self.stack.dropout_masks(n, x)
+        sign = x.new_tensor(SIGNS).unsqueeze(1)
+
+        # Clean (positive) pass, with (W₁ F)ᵀ for the negative pass from the same product.
+        both = torch.cat([x, self.F.T]).mm(first.linear.weight.T)  # [x; Fᵀ] W₁ᵀ reads W₁ once
+        a_1, W1_F_T = both.split([n, self.num_classes])
+        if first.linear.bias is not None:
+            a_1 = a_1 + first.linear.bias
+        clean = [(x, a_1, first.activate(a_1, masks[0]))]
+        clean += walk(rest, normalise(clean[0][2]), masks[1:])
+        features = normalise(clean[-1][2])
+        logits = self.stack.output.forward(features, None)
+        loss, e = head_error(logits, y, self.num_classes)
+        write_outer_grad(self.stack.output, e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
+
+        # Negative pass on x + s F e, each layer trained as soon as both its passes are known.
+        a_neg = torch.addmm(a_1, e, W1_F_T, alpha=s)  # W₁ (x + s F e) = W₁ x + s (W₁ F) e
+        h_neg = first.activate(a_neg, masks[0])
+        pre_neg = None
+        for l, (layer, mask, theta, (pre, a, h)) in enumerate(
+            zip(self.stack.hidden, masks, self.thresholds, clean, strict=True)
+        ):
+            if l > 0:
+                pre_neg = normalise(h_neg)
+                a_neg = layer.linear.forward(pre_neg)
+                h_neg = layer.activate(a_neg, mask)
+            layer_loss, dG = ff_loss(torch.stack([goodness(h), goodness(h_neg)]), sign, theta, n)
+            delta = goodness_delta(layer, a, h, dG[0], mask)
+            delta_neg = goodness_delta(layer, a_neg, h_neg, dG[1], mask)
+            loss += layer_loss
+            if l > 0:
+                write_summed_grad(layer, n, (delta, pre), (delta_neg, pre_neg))
+                continue
+            # ΔW₁ = (δ⁺ᵀ x + δ⁻ᵀ (x + s F e)) / n = ((δ⁺ + δ⁻)ᵀ x + s (δ⁻ᵀ e) Fᵀ) / n
+            write_summed_grad(layer, n, (delta + delta_neg, x))
+            layer.linear.weight.grad.addmm_(delta_neg.T.mm(e), self.F.T, alpha=s / n)
+        return StepResult(loss.item(), logits)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's logits on ĥ_{L−1}: the network ``step`` trains, normalised between layers."""
+        x = self.model.flatten(x)
+        masks = self.stack.dropout_masks(x.shape[0], x)
+        return head_logits(self.stack.hidden, self.stack.output, x, masks)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sign={self.sign:+d}, thresholds={self.thresholds}"

@@ -1,0 +1,66 @@
+"""Convolutional PEPITA (ICML 2022 Sec. 3.3): the vectorised filter update against the paper's
+per-position definition, on a small input."""
+
+import pytest
+import torch
+
+import bpfree
+from bpfree.models import PepitaConvNet
+
+
+def per_position_update(delta: torch.Tensor, inputs: torch.Tensor, k: int) -> torch.Tensor:
+    """Steps 1-3 of Sec. 3.3, literally: for every output element, its activity difference times
+    the input patch the filter saw; all products summed; the sum divided by their number."""
+    n, maps, height, width = delta.shape
+    total = torch.zeros(maps, inputs.shape[1], k, k, dtype=delta.dtype)
+    count = 0
+    for sample in range(n):
+        for o in range(maps):
+            for i in range(height):
+                for j in range(width):
+                    patch = inputs[sample, :, i : i + k, j : j + k]
+                    total[o] += delta[sample, o, i, j] * patch
+                    count += 1
+    return total / (count / maps)  # products per filter: n · positions
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_vectorised_filter_update_equals_the_per_position_definition(sign):
+    generator = torch.Generator().manual_seed(0)
+    model = PepitaConvNet(2, 3, image_size=8, generator=generator).double()
+    rule = bpfree.build("pepita", model, sign=sign, f_scale=5.0).double()
+    x = torch.rand(2, 2, 8, 8, generator=generator, dtype=torch.float64)
+    y = torch.tensor([0, 2])
+    rule.step(x, y)
+
+    conv, pool, linear = model.blocks[0][0], model.blocks[0][2], model.head[1]
+    h = torch.relu(torch.nn.functional.conv2d(x, conv.weight))  # clean pass, before pooling
+    p = torch.softmax(pool(h).flatten(1) @ linear.weight.T, dim=1)
+    e = p - torch.nn.functional.one_hot(y, 3).double()
+    x_err = x + sign * (e @ rule.F.T).view_as(x)  # modulated input x + s F e
+    h_err = torch.relu(torch.nn.functional.conv2d(x_err, conv.weight))
+
+    expected = per_position_update(h - h_err, x_err, k=5)
+    torch.testing.assert_close(conv.weight.grad, expected, rtol=1e-10, atol=1e-12)
+    head = e.T @ pool(h_err).flatten(1) / 2  # eq. 5 on the pooled modulated maps
+    torch.testing.assert_close(linear.weight.grad, head, rtol=1e-10, atol=1e-12)
+    assert conv.weight.grad.abs().max() > 1e-8
+
+
+def test_conv_pepita_f_has_one_row_per_input_pixel_and_channel():
+    rule = bpfree.build("pepita", PepitaConvNet(3, 10, image_size=32))
+    assert rule.F.shape == (3 * 32 * 32, 10)
+    bound = 0.05 * (6 / (3 * 32 * 32)) ** 0.5  # ICML Table 2, FAN IN 32·32·3
+    assert rule.F.abs().max() <= bound
+
+
+def test_rules_without_a_conv_update_refuse_conv_nets():
+    for name in ("pepita-wm", "afa", "pepita-time-local"):
+        with pytest.raises(ValueError, match="cannot walk PepitaConvNet"):
+            bpfree.build(name, PepitaConvNet(1, 10, image_size=28))
+
+
+def test_conv_pepita_refuses_flat_inputs():
+    rule = bpfree.build("pepita", PepitaConvNet(1, 10, image_size=28))
+    with pytest.raises(ValueError, match=r"expects images \(batch, 1, h, w\)"):
+        rule.step(torch.rand(4, 784), torch.zeros(4, dtype=torch.long))

@@ -59,6 +59,20 @@ def test_config_file_with_flags_overriding(data_dir, tmp_path, capsys):
         (["--option", "sing=1"], r"no option 'sing'.*valid options"),
         (["--option", "sign"], "KEY=VALUE"),
         (["--lr", "-1"], "bad value for 'lr'"),
+        (["--optimizer", "lbfgs"], r"bad value for 'optimizer'.*sgd, adam"),
+        (
+            ["--rule", "fg-weight", "--option", "perturbations=0"],
+            "perturbations must be a positive",
+        ),
+        (["--rule", "grape", "--option", "perturbations=0"], "perturbations must be a positive"),
+        (["--rule", "dfa", "--option", "points=[nope]"], "no module named 'nope'"),
+        (
+            ["--rule", "dfa", "--model", "lenet", "--option", "points=[blocks.0.1]"],
+            r"'blocks.0.1'.*no parameters",
+        ),
+        (["--rule", "pfa", "--option", "expansion=0.5"], "expansion ratio must be at least 1"),
+        (["--rule", "fa", "--option", "sparsity=1.0"], r"sparsity must lie in \[0, 1\)"),
+        (["--rule", "pepita-wm", "--model", "pepita-conv"], "cannot walk PepitaConvNet"),
     ],
 )
 def test_bad_input_is_a_clear_error(args, message, data_dir, tmp_path, capsys):

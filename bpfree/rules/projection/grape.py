@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from bpfree.diagnostics.alignment import angle_degrees, cosine
 from bpfree.rules.base import BufferList, StepResult, one_hot
 from bpfree.rules.forward_gradient.mechanism import (
     RandomStream,
@@ -127,6 +128,14 @@ class GrAPE(DFA):
             xi = None if noise is None else noise[i].mul_(self.noise * b.norm() / noise[i].norm())
             cosines.append(align_feedback(b, g_bar, lr=self.feedback_lr, noise=xi))
         return cosines
+
+    def alignment(self) -> dict[str, dict[str, float]]:
+        """Per injection point, cos ω̄_l between B_l and the averaged forward gradient Ḡ_l it
+        stands for (eq. 5; App. A Fig. 4), and the same as an angle in degrees."""
+        return {
+            point: {"cos_omega_bar": cosine(b, g_bar), "angle": angle_degrees(b, g_bar)}
+            for point, b, g_bar in zip(self.points, self.B, self.G, strict=True)
+        }
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, feedback_lr={self.feedback_lr}, noise={self.noise}"

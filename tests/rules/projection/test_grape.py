@@ -51,6 +51,9 @@ def test_grape_aligns_b_with_the_averaged_forward_gradient():
     assert last > max(first, 0.9)
     torch.testing.assert_close(rule.B[0].norm(), norm)
     assert rule.steps == 151
+    logged = rule.alignment()["blocks.0"]  # the diagnostic the trainer logs: eq. 5 on the state
+    assert logged["cos_omega_bar"] == pytest.approx(cosine(rule.B[0], rule.G[0]), abs=1e-12)
+    assert logged["cos_omega_bar"] > 0.9 and logged["angle"] < 26
 
 
 def test_grape_updates_w_with_dfa_and_the_new_b():

@@ -104,9 +104,3 @@ def _row_result(suite: Suite, row: Row, jobs: list[Job]) -> RowResult:
 def mean_curve(curves: list[list[dict[str, Any]]], key: str = "test_acc") -> np.ndarray:
     """The per-epoch mean of ``key`` over runs (all runs have the same number of epochs)."""
     return np.mean([[row[key] for row in curve] for curve in curves], axis=0)
-
-
-def std_curve(curves: list[list[dict[str, Any]]], key: str = "test_acc") -> np.ndarray:
-    """The per-epoch sample std of ``key`` over runs (zeros for a single run)."""
-    values = np.array([[row[key] for row in curve] for curve in curves])
-    return values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])

@@ -12,11 +12,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from bpfree.reproduce.aggregate import RowResult, mean_curve, std_curve
+from bpfree.reproduce.aggregate import RowResult, mean_curve
 from bpfree.reproduce.suite import Suite
 from bpfree.training import atomic_write
 from bpfree.training.plots import pyplot, save_figure
@@ -153,88 +155,80 @@ def write_report(
     return written
 
 
-def _panels(results: list[RowResult]) -> dict[str, list[RowResult]]:
-    by_dataset: dict[str, list[RowResult]] = defaultdict(list)
+def _plot_by_dataset(
+    results: list[RowResult],
+    path: Path,
+    title: str,
+    keep: Callable[[RowResult], bool],
+    draw: Callable[[Any, RowResult], None],
+    labels: Callable[[str], dict[str, str]],
+) -> bool:
+    """One panel per dataset of the rows that have finished runs and pass ``keep``; ``draw``
+    plots a row on its panel's axes. ``False`` when nothing is drawn or matplotlib is missing."""
+    panels: dict[str, list[RowResult]] = defaultdict(list)
     for r in results:
-        if r.curves:
-            by_dataset[r.row.dataset].append(r)
-    return dict(by_dataset)
-
-
-def _figure(plt, panels: dict[str, list[RowResult]]):
+        if r.curves and keep(r):
+            panels[r.row.dataset].append(r)
+    plt = pyplot(path) if panels else None
+    if plt is None:
+        return False
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    return figure, dict(zip(panels, axes[0], strict=True))
+    for (dataset, rows), ax in zip(panels.items(), axes[0], strict=True):
+        for r in rows:
+            draw(ax, r)
+        ax.set(xlabel="epoch", **labels(dataset))
+        ax.legend(fontsize="small")
+    save_figure(figure, path, title)
+    plt.close(figure)
+    return True
+
+
+def _band(ax, values: np.ndarray, label: str) -> None:
+    """Mean over runs (rows of ``values``) per epoch, with a ± one std band."""
+    epochs = np.arange(1, values.shape[1] + 1)
+    mean = values.mean(axis=0)
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+    ax.plot(epochs, mean, label=label)
+    ax.fill_between(epochs, mean - std, mean + std, alpha=0.25)
 
 
 def plot_curves(results: list[RowResult], path: Path, title: str) -> bool:
     """Mean test accuracy per epoch of each row, ± one std over seeds, one panel per dataset."""
-    panels = _panels(results)
-    plt = pyplot(path) if panels else None
-    if plt is None:
-        return False
-    figure, axes = _figure(plt, panels)
-    for dataset, rows in panels.items():
-        for r in rows:
-            epochs = np.arange(1, len(r.curves[0]) + 1)
-            mean, std = mean_curve(r.curves), std_curve(r.curves)
-            axes[dataset].plot(epochs, mean, label=f"{r.row.name} ({len(r.curves)} seeds)")
-            axes[dataset].fill_between(epochs, mean - std, mean + std, alpha=0.25)
-        axes[dataset].set(xlabel="epoch", ylabel="test accuracy [%]", title=dataset)
-        axes[dataset].legend(fontsize="small")
-    save_figure(figure, path, title)
-    plt.close(figure)
-    return True
+
+    def draw(ax, r: RowResult) -> None:
+        accuracy = np.array([[m["test_acc"] for m in curve] for curve in r.curves])
+        _band(ax, accuracy, f"{r.row.name} ({len(r.curves)} seeds)")
+
+    return _plot_by_dataset(
+        results, path, title, lambda r: True, draw,
+        lambda dataset: {"ylabel": "test accuracy [%]", "title": dataset},
+    )  # fmt: skip
 
 
 def plot_alignment(results: list[RowResult], path: Path, title: str) -> bool:
     """Per epoch, the mean over parameters of the update's cosine to the true gradient."""
-    panels = {
-        dataset: [r for r in rows if all("update_cosine" in m for m in r.curves[0])]
-        for dataset, rows in _panels(results).items()
-    }
-    panels = {dataset: rows for dataset, rows in panels.items() if rows}
-    plt = pyplot(path) if panels else None
-    if plt is None:
-        return False
-    figure, axes = _figure(plt, panels)
-    for dataset, rows in panels.items():
-        for r in rows:
-            cosines = np.array(
-                [[np.mean(list(m["update_cosine"].values())) for m in curve] for curve in r.curves]
-            )
-            epochs = np.arange(1, cosines.shape[1] + 1)
-            mean = cosines.mean(axis=0)
-            std = cosines.std(axis=0, ddof=1) if len(cosines) > 1 else np.zeros_like(mean)
-            axes[dataset].plot(epochs, mean, label=r.row.name)
-            axes[dataset].fill_between(epochs, mean - std, mean + std, alpha=0.25)
-        axes[dataset].set(
-            xlabel="epoch", ylabel="cosine", title=f"{dataset}: update against the true gradient"
-        )
-        axes[dataset].legend(fontsize="small")
-    save_figure(figure, path, title)
-    plt.close(figure)
-    return True
+
+    def draw(ax, r: RowResult) -> None:
+        cosines = [[np.mean(list(m["update_cosine"].values())) for m in c] for c in r.curves]
+        _band(ax, np.array(cosines), r.row.name)
+
+    return _plot_by_dataset(
+        results, path, title, lambda r: all("update_cosine" in m for m in r.curves[0]), draw,
+        lambda dataset: {"ylabel": "cosine", "title": f"{dataset}: update against the gradient"},
+    )  # fmt: skip
 
 
 def plot_slowness(results: list[RowResult], path: Path, title: str) -> bool:
     """Each row's mean test curve and its fitted plateau curve (eq. 8)."""
-    panels = {d: [r for r in rows if r.fit] for d, rows in _panels(results).items()}
-    panels = {dataset: rows for dataset, rows in panels.items() if rows}
-    plt = pyplot(path) if panels else None
-    if plt is None:
-        return False
-    figure, axes = _figure(plt, panels)
-    for dataset, rows in panels.items():
-        for r in rows:
-            epochs = np.arange(1, len(r.curves[0]) + 1)
-            (line,) = axes[dataset].plot(epochs, mean_curve(r.curves), label=r.row.name)
-            fitted = np.linspace(0, r.fit.epochs_fitted, 200)
-            axes[dataset].plot(
-                fitted, r.fit(fitted), ":", color=line.get_color(),
-                label=f"fit: s = {r.fit.slowness:.3f}",
-            )  # fmt: skip
-        axes[dataset].set(xlabel="epoch", ylabel="test accuracy [%]", title=dataset)
-        axes[dataset].legend(fontsize="small")
-    save_figure(figure, path, title)
-    plt.close(figure)
-    return True
+
+    def draw(ax, r: RowResult) -> None:
+        epochs = np.arange(1, len(r.curves[0]) + 1)
+        (line,) = ax.plot(epochs, mean_curve(r.curves), label=r.row.name)
+        fitted = np.linspace(0, r.fit.epochs_fitted, 200)
+        ax.plot(fitted, r.fit(fitted), ":", color=line.get_color(),
+                label=f"fit: s = {r.fit.slowness:.3f}")  # fmt: skip
+
+    return _plot_by_dataset(
+        results, path, title, lambda r: r.fit is not None, draw,
+        lambda dataset: {"ylabel": "test accuracy [%]", "title": dataset},
+    )  # fmt: skip

@@ -110,8 +110,6 @@ class FF(ForwardOnlyRule):
     ) -> None:
         super().__init__(model, num_classes=num_classes)
         hidden = self.stack.hidden
-        if not hidden:
-            raise ValueError("FF needs a model with at least one hidden layer")
         check_activations(hidden, self.name)
         if negatives not in NEGATIVES:
             raise ValueError(f"negatives must be 'label' or 'hybrid', got {negatives!r}")

@@ -22,7 +22,7 @@ from bpfree.rules.forward_forward.mechanism import (
     walk,
     write_summed_grad,
 )
-from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, write_outer_grad
+from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, check_sign, write_outer_grad
 from bpfree.rules.registry import register
 
 
@@ -83,11 +83,8 @@ class FFTopDown(ForwardOnlyRule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
-        if not self.stack.hidden:
-            raise ValueError("FFTopDown needs a model with at least one hidden layer")
         check_activations(self.stack.hidden, self.name)
-        if sign not in (1, -1):
-            raise ValueError(f"sign must be +1 (x + F e) or -1 (x - F e), got {sign!r}")
+        check_sign(sign)
         if not f_scale >= 0.0:
             raise ValueError(f"f_scale must be non-negative, got {f_scale!r}")
         self.sign = sign

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bpfree.rules.base import StepResult, one_hot
-from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, write_outer_grad
+from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, check_sign, write_outer_grad
 from bpfree.rules.forward_only.pepita import uniform_feedback
 from bpfree.rules.registry import register
 
@@ -47,10 +47,7 @@ class AFA(ForwardOnlyRule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
-        if sign not in (1, -1):
-            raise ValueError(f"sign must be +1 (x + F e) or -1 (x - F e), got {sign!r}")
-        if not self.stack.hidden:
-            raise ValueError("AFA needs a model with at least one hidden layer")
+        check_sign(sign)
         if any(layer.normalize is not None for layer in self.stack.hidden):
             raise ValueError("AFA does not support activity normalisation; use a model without it")
         for layer in self.stack.hidden:

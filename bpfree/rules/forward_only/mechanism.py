@@ -259,7 +259,8 @@ def write_outer_grad(
 class ForwardOnlyRule(Rule):
     """A rule made of forward passes only: its ``step`` runs with autograd off.
 
-    ``walks_conv_nets`` says whether the rule's update is defined on convolutions too.
+    ``walks_conv_nets`` says whether the rule's update is defined on convolutions too; every
+    rule of the family needs at least one hidden layer.
     """
 
     walks_conv_nets = False
@@ -267,4 +268,13 @@ class ForwardOnlyRule(Rule):
     def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
         super().__init__(model, num_classes=num_classes)
         stack = LayerStack(model, type(self).__name__, conv=self.walks_conv_nets)
+        if not stack.hidden:
+            raise ValueError(f"{self.name} needs a model with at least one hidden layer")
         object.__setattr__(self, "stack", stack)
+
+
+def check_sign(sign: int) -> int:
+    """The sign s of an input modulation x + s F e: +1 (ICML 2022) or −1 (ICLR 2024)."""
+    if sign not in (1, -1):
+        raise ValueError(f"sign must be +1 (x + F e) or -1 (x - F e), got {sign!r}")
+    return sign

@@ -8,7 +8,12 @@ import torch
 from torch import nn
 
 from bpfree.rules.base import StepResult, feedback_generator, one_hot
-from bpfree.rules.forward_only.mechanism import DenseLayer, ForwardOnlyRule, write_outer_grad
+from bpfree.rules.forward_only.mechanism import (
+    DenseLayer,
+    ForwardOnlyRule,
+    check_sign,
+    write_outer_grad,
+)
 from bpfree.rules.registry import register
 
 PERTURBATIONS = ("error", "random")
@@ -92,8 +97,7 @@ class PEPITA(ForwardOnlyRule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
-        if sign not in (1, -1):
-            raise ValueError(f"sign must be +1 (x + F e) or -1 (x - F e), got {sign!r}")
+        check_sign(sign)
         if presynaptic not in ("modulated", "clean"):
             raise ValueError(f"presynaptic must be 'modulated' or 'clean', got {presynaptic!r}")
         if output_error not in ("clean", "modulated"):
@@ -102,8 +106,6 @@ class PEPITA(ForwardOnlyRule):
             raise ValueError(f"perturbation must be 'error' or 'random', got {perturbation!r}")
         if not amplitude >= 0.0:
             raise ValueError(f"amplitude must be non-negative, got {amplitude!r}")
-        if not self.stack.hidden:
-            raise ValueError(f"{self.name} needs a model with at least one hidden layer")
         self.sign, self.presynaptic, self.output_error = sign, presynaptic, output_error
         self.perturbation, self.amplitude, self.f_scale = perturbation, amplitude, f_scale
         first = self.stack.layers[0].weight

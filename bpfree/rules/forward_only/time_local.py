@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from bpfree.rules.base import StepResult, one_hot
-from bpfree.rules.forward_only.mechanism import DenseLayer, ForwardOnlyRule, write_outer_grad
+from bpfree.rules.forward_only.mechanism import (
+    DenseLayer,
+    ForwardOnlyRule,
+    check_sign,
+    write_outer_grad,
+)
 from bpfree.rules.forward_only.pepita import uniform_feedback
 from bpfree.rules.registry import register
 
@@ -50,10 +55,7 @@ class PEPITATimeLocal(ForwardOnlyRule):
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
-        if sign not in (1, -1):
-            raise ValueError(f"sign must be +1 (x + F e) or -1 (x - F e), got {sign!r}")
-        if not self.stack.hidden:
-            raise ValueError(f"{self.name} needs a model with at least one hidden layer")
+        check_sign(sign)
         self.sign = sign
         first = self.stack.layers[0].linear.weight
         F = uniform_feedback(first.shape[1], self.num_classes, f_scale, seed, self.name, first)

@@ -63,6 +63,12 @@ class PEPITAHebbian(PEPITA):
         """ΔW_l = h_l h_{l−1}ᵀ − h_l^err (h_{l−1}^err)ᵀ."""
         write_outer_grad(layer, torch.cat([h, -h_err]), torch.cat([pre, pre_err]), n)
 
+    def first_layer_terms(
+        self, h: torch.Tensor, h_err: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """h_1 xᵀ − h_1^err (x + s F e)ᵀ = (h_1 − h_1^err) xᵀ − h_1^err (s F e)ᵀ."""
+        return h - h_err, -h_err
+
     def write_output(
         self, p: torch.Tensor, t: torch.Tensor, h: torch.Tensor, h_err: torch.Tensor, n: int
     ) -> None:

@@ -16,6 +16,7 @@ Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes, p 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -184,16 +185,22 @@ class LayerStack:
 
     def dropout_masks(self, n: int, like: torch.Tensor) -> list[torch.Tensor | None]:
         """One mask (n, o) per hidden layer, scaled by 1 / keep, shared by all passes of a batch."""
-        masks: list[torch.Tensor | None] = []
+        return list(self.dropout_mask_stream(n, like))
+
+    def dropout_mask_stream(
+        self, n: int, like: torch.Tensor, generator: torch.Generator | None = None
+    ) -> Iterator[torch.Tensor | None]:
+        """The masks of ``dropout_masks`` one layer at a time, drawn from ``generator`` (torch's
+        global one by default): a pass that must not hold every mask at once redraws them from
+        a generator reset to the same seed."""
         for layer in self.hidden:
             if not self.model.training or layer.dropout == 0.0:
-                masks.append(None)
+                yield None
                 continue
             keep = 1.0 - layer.dropout
             shape = (n, layer.linear.out_features)
-            mask = torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(keep)
-            masks.append(mask.div_(keep))
-        return masks
+            mask = torch.empty(shape, dtype=like.dtype, device=like.device)
+            yield mask.bernoulli_(keep, generator=generator).div_(keep)
 
 
 def _is_dense_block(block: nn.Module) -> bool:

@@ -47,7 +47,8 @@ class PEPITA(ForwardOnlyRule):
         ΔW_L = e (h_{L−1}^err)ᵀ                                                      (eq. 5)
     averaged over the batch, with one dropout mask shared by both passes. The first layer is
     linear in its input, so W_1 (x + s F e) = W_1 x + s (W_1 F) e reuses the clean pass: the
-    modulated pass costs one (o, c) product there instead of a full (n, i, o) one.
+    modulated pass costs one (o, c) product there instead of a full (n, i, o) one; likewise
+    ΔW_1 = (h_1 − h_1^err) xᵀ + s ((h_1 − h_1^err) eᵀ) Fᵀ never forms the modulated input.
 
     Deeper PEPITA (ICLR 2024 Sec. 4.1) is the same rule on an MLP with more hidden layers; its
     weight decay is the optimizer's and its activation normalisation the model's
@@ -125,13 +126,8 @@ class PEPITA(ForwardOnlyRule):
         masks = self.stack.dropout_masks(n, x)
         t = one_hot(y, c, x.dtype)
 
-        # Clean pass (eq. 1), with W_1 F for the modulated pass from the same product:
-        # W_1 [x; Fᵀ] = [W_1 x; (W_1 F)ᵀ] reads W_1 once (F's columns shaped like inputs).
-        if self.perturbation == "error":
-            a_1, W1_F = first.linear_map(torch.cat([x, F.T.reshape(c, *x.shape[1:])])).split([n, c])
-        else:
-            a_1 = first.linear_map(x)
-        a_1 = first.add_bias(a_1)
+        # Clean pass (eq. 1), and W_1 F (c, o) for the modulated pass.
+        a_1 = first.add_bias(first.linear_map(x))
         clean = [first.activate(a_1, masks[0])]
         for layer, mask in zip(hidden, masks[1:], strict=True):
             clean.append(layer.forward(clean[-1], mask))
@@ -143,15 +139,23 @@ class PEPITA(ForwardOnlyRule):
 
         # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e.
         if self.perturbation == "error":
+            W1_F = first.linear_map(F.T.reshape(c, *x.shape[1:]))  # F's columns shaped as inputs
             a_1_err = torch.addmm(a_1.reshape(n, -1), e, W1_F.reshape(c, -1), alpha=s)
             a_1_err = a_1_err.view_as(a_1)  # 'nc,c...->n...'
-            x_err = torch.addmm(x.reshape(n, -1), e, F.T, alpha=s).view_as(x)  # x + s F e
         else:  # ICML App. D: x + k r
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
-            x_err = x + kr
             a_1_err = a_1 + first.linear_map(kr)
         h_err = first.activate(a_1_err, masks[0])
-        self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
+        if self.perturbation == "error" and not self.stack.conv:
+            # Eq. 3 without forming x + s F e (an input-sized tensor): for terms
+            # postᵀ x + post_errᵀ (x + s F e), add s (post_errᵀ e) Fᵀ to postᵀ x (+ post_errᵀ x).
+            post, post_err = self.first_layer_terms(clean[0], h_err)
+            write_outer_grad(first, post, x, n)
+            if post_err is not None:
+                first.weight.grad.addmm_(post_err.T.mm(e), F.T, alpha=s / n)
+        else:
+            x_err = x + (e.mm(F.T).view_as(x).mul_(s) if self.perturbation == "error" else kr)
+            self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
         for l, (layer, mask) in enumerate(zip(hidden, masks[1:], strict=True), start=1):
             h_prev_err, h_err = h_err, layer.forward(h_err, mask)
             self.write_hidden(layer, clean[l], h_err, clean[l - 1], h_prev_err, n)  # eq. 4
@@ -169,6 +173,14 @@ class PEPITA(ForwardOnlyRule):
     ) -> None:
         """Eqs. 3-4: ΔW_l = (h_l − h_l^err) (h_{l−1}^err)ᵀ (or h_{l−1} with presynaptic clean)."""
         write_outer_grad(layer, h - h_err, self.presynaptic_of(pre_err, pre), n)
+
+    def first_layer_terms(
+        self, h: torch.Tensor, h_err: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(post, post_err) of eq. 3 written as postᵀ x + post_errᵀ (s F e): PEPITA's
+        (h_1 − h_1^err)ᵀ (x + s F e), or (h_1 − h_1^err)ᵀ x with presynaptic "clean"."""
+        delta = h - h_err
+        return delta, delta if self.presynaptic == "modulated" else None
 
     def write_output(
         self, p: torch.Tensor, t: torch.Tensor, h: torch.Tensor, h_err: torch.Tensor, n: int

@@ -25,8 +25,9 @@ class PEPITATimeLocal(ForwardOnlyRule):
         modulated pass, layer l:  W_l ← W_l + η h_l^err (h_{l−1}^err)ᵀ   (output: t (h_{L−1}^err)ᵀ)
     with h_0 = x, h_0^err = x + s F e, e = y − t from the end of the clean pass, and the
     modulated pass running on the weights the clean pass already changed. A pass holds only the
-    layer it is at: nothing of the clean pass is stored for the modulated one but x and e, so the
-    memory of a step does not grow with depth.
+    layer it is at: nothing of the clean pass is stored for the modulated one but x, e and the
+    seed its dropout masks came from (the modulated pass redraws the same masks), so the memory
+    of a step does not grow with depth.
 
     The updates are applied by the optimizer bound with ``bind_optimizer`` (the trainer binds
     its own): one optimizer step per layer and pass, each touching only that layer's parameters,
@@ -76,12 +77,16 @@ class PEPITATimeLocal(ForwardOnlyRule):
                 "rule.bind_optimizer(optimizer) before rule.step (bpfree's trainer does)"
             )
         n = x.shape[0]
-        masks = self.stack.dropout_masks(n, x)
         t = one_hot(y, self.num_classes, x.dtype)
         for p in self.model.parameters():
             p.grad = None
+        # Both passes share each layer's dropout mask without holding them all: the modulated
+        # pass redraws them from a generator reset to the seed the clean pass used.
+        seed = int(torch.randint(2**62, ()))
+        generator = torch.Generator(device=x.device)
 
         h = x  # clean pass: + h_l h_{l−1}ᵀ at each layer
+        masks = self.stack.dropout_mask_stream(n, x, generator.manual_seed(seed))
         for layer, mask in zip(self.stack.hidden, masks, strict=True):
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, h, h_prev, n)
@@ -93,6 +98,7 @@ class PEPITATimeLocal(ForwardOnlyRule):
         e = y_soft - t
 
         h = torch.addmm(x, e, self.F.T, alpha=self.sign)  # modulated pass: x + s F e
+        masks = self.stack.dropout_mask_stream(n, x, generator.manual_seed(seed))
         for layer, mask in zip(self.stack.hidden, masks, strict=True):
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, -h, h_prev, n)

@@ -216,3 +216,36 @@ def test_bad_options_are_named(name, options, message):
 def test_afa_refuses_normalised_models():
     with pytest.raises(ValueError, match="normalisation"):
         AFA(MLP((6, 5, 3), normalization="frobenius"))
+
+
+@pytest.mark.parametrize("name", ["pepita", "pepita-hebbian"])
+def test_biases_learn_from_the_postsynaptic_terms(name):
+    """Δb_l = mean(h_l − h_l^err) for the hidden layers of both rules."""
+    x, y = batch64()
+    model = model64(bias=True)
+    torch.nn.init.uniform_(
+        model.blocks[0][0].bias, -0.5, 0.5, generator=torch.Generator().manual_seed(3)
+    )
+    rule = bpfree.build(name, model, sign=-1, f_scale=3.0).double()
+    rule.step(x, y)
+    clean, modulated, p, t = passes(model, rule.F, x, y, sign=-1)
+    for l, block in enumerate(model.blocks, start=1):
+        expected = (clean[l] - modulated[l]).mean(dim=0)
+        torch.testing.assert_close(block[0].bias.grad, expected, rtol=1e-12, atol=1e-12)
+    # the output bias sees y − t in both rules (Hebbian: y·1 − t·1)
+    torch.testing.assert_close(model.head.bias.grad, (p - t).mean(dim=0), rtol=1e-12, atol=1e-12)
+
+
+def test_time_local_passes_share_their_dropout_masks():
+    """With F = 0 both passes see the same input; with the same masks the two terms cancel as
+    the learning rate vanishes, whatever the dropout rate."""
+    model = MLP((6, 5, 4, 3), dropout=0.5, generator=torch.Generator().manual_seed(1)).double()
+    start = [w.detach().clone() for w in (layer.weight for layer in model.linears)]
+    rule = PEPITATimeLocal(model, f_scale=0.0).double()
+    lr = 1e-6
+    rule.bind_optimizer(torch.optim.SGD(model.parameters(), lr=lr))
+    x, y = batch64(n=32)
+    rule.step(x, y)
+    for w0, layer in zip(start[:-1], model.linears[:-1], strict=True):
+        moved = (w0 - layer.weight.detach()).norm() / lr
+        assert moved < 1e-3 * w0.norm()  # one term alone moves it by O(‖h‖ ‖h_prev‖)

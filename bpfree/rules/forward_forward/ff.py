@@ -41,7 +41,7 @@ NEGATIVES = ("label", "hybrid")
 class FF(ForwardOnlyRule):
     """Forward-Forward (Hinton 2022): two forward passes, one local logistic loss per layer.
 
-    Symbols: h_l the output of hidden layer l (ReLU, dropout), ĥ_l = h_l / (‖h_l‖₂ + ε) what
+    Symbols: h_l the output of hidden layer l (ReLU, dropout), ĥ_l = √o h_l / (‖h_l‖₂ + ε) what
     layer l+1 receives, G_l = Σ_o h_{l,o}² its goodness, θ_l its threshold, s = +1 for a positive
     sample and −1 for a negative one, t the one-hot label, embed(x, k) the input x with its first
     c features overwritten by the one-hot of label k.

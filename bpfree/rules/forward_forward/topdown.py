@@ -31,7 +31,7 @@ class FFTopDown(ForwardOnlyRule):
     """Forward-Forward whose negative sample is the input modulated by the output error
     (ICLR 2024, Sec. 5.2: PEPITA seen as FF with top-down feedback).
 
-    Symbols: x the input (n, i), h_l the hidden activities of the clean pass, ĥ_l = h_l /
+    Symbols: x the input (n, i), h_l the hidden activities of the clean pass, ĥ_l = √o h_l /
     (‖h_l‖₂ + ε) what layer l+1 receives, e = softmax(W_L ĥ_{L−1}) − t the output error (n, c),
     F a fixed random (i, c) matrix, s = ±1 the sign of the modulation, G_l = Σ_o h_{l,o}² the
     goodness and θ_l the threshold of layer l.

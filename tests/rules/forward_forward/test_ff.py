@@ -18,7 +18,7 @@ from bpfree.rules.forward_forward.negatives import (
 
 
 def naive_normalise(h):
-    return h / (h.norm(dim=1, keepdim=True) + 1e-8)
+    return h * h.shape[1] ** 0.5 / (h.norm(dim=1, keepdim=True) + 1e-8)
 
 
 def naive_ff_grads(model, x_pos, x_neg, masks, thresholds):
@@ -57,7 +57,7 @@ def step_and_replay(rule, x, y, draw):
 def assert_grads(model, expected):
     for block, grads in zip(model.blocks, expected, strict=True):
         for param, grad in zip(block[0].parameters(), grads, strict=True):
-            torch.testing.assert_close(param.grad, grad, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(param.grad, grad, rtol=1e-9, atol=1e-9)
 
 
 def tiny(sizes=(7, 6, 5, 3), activation="relu"):
@@ -160,11 +160,18 @@ def test_training_separates_positive_from_negative_goodness(name):
         rule.step(x, y)
         opt.step()
     pos_after, neg_after = p_positive(rule, pos, neg)
-    # Both start far below θ in the second layer (p ≈ 0, so the negatives' goodness must rise
-    # too): training raises the positives' goodness to about θ and keeps the negatives' below.
-    assert pos_before < 0.01 and neg_before < 0.01
-    margin = 0.5 if name == "ff" else 0.08  # top-down negatives lie close to the positives
-    assert pos_after > 0.45 and neg_after < pos_after - margin
+    # Untrained, the network cannot tell them apart; training raises the positives' goodness
+    # and lowers the negatives'.
+    # Untrained, the network barely tells them apart; training lowers the negatives' goodness
+    # and widens the gap. Label negatives are far from the positives, so FF also raises the
+    # positives' goodness toward certainty; top-down negatives lie close to the positives (and
+    # the error that made them shrinks as the network learns), so only the gap is asked of it.
+    gap_before, gap_after = pos_before - neg_before, pos_after - neg_after
+    assert abs(gap_before) < 0.15 and neg_after < neg_before
+    if name == "ff":
+        assert pos_after > max(pos_before, 0.9) and gap_after > 0.5
+    else:
+        assert gap_after > gap_before + 0.08
     model.eval()
     assert (rule.predict(x).argmax(1) == y).float().mean() > 0.9
 

@@ -168,12 +168,14 @@ class FF(ForwardOnlyRule):
             loss += layer_loss
             if l > 0:
                 write_summed_grad(layer, n, (delta.flatten(0, 1), pre[rows, labels].flatten(0, 1)))
-                continue
-            # ΔW₁ = Σ_± δ±ᵀ (x₀ + t±) / n: the shared x₀ part, then δ±ᵀ t± on the label columns.
-            write_summed_grad(layer, n, (delta.sum(dim=0), pre))
-            layer.linear.weight.grad[:, :c].index_add_(
-                1, labels.flatten(), delta.flatten(0, 1).T, alpha=1.0 / n
-            )
+            else:
+                # ΔW₁ = Σ_± δ±ᵀ (x₀ + t±) / n: the shared x₀ part, then δ±ᵀ t± on the label
+                # columns.
+                write_summed_grad(layer, n, (delta.sum(dim=0), pre))
+                layer.linear.weight.grad[:, :c].index_add_(
+                    1, labels.flatten(), delta.flatten(0, 1).T, alpha=1.0 / n
+                )
+            del pre, a, h, G, delta  # the walk frees this layer before it computes the next
         zero_grad(self.stack.output)
         return StepResult(loss.item(), scores)
 
@@ -236,7 +238,9 @@ class FF(ForwardOnlyRule):
         a = F.linear(x0, weight, first.linear.bias).unsqueeze(1) + weight[:, :c].T  # (n, c, o)
         h = first.activate(a, masks[0])
         yield x0, a, h
-        yield from walk(rest, normalise(h), masks[1:])
+        h = normalise(h)
+        del a, x0  # not held while the deeper layers are walked
+        yield from walk(rest, h, masks[1:])
 
     def extra_repr(self) -> str:
         shown = (

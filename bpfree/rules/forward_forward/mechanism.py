@@ -141,7 +141,9 @@ def walk(
         a = F.linear(h, layer.linear.weight, layer.linear.bias)
         out = layer.activate(a, mask)
         yield h, a, out
+        del a  # freed before the next layer's are made
         h = normalise(out)
+        del out
 
 
 def write_summed_grad(layer: DenseLayer, n: int, *pairs: tuple[torch.Tensor, torch.Tensor]) -> None:

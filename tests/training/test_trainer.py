@@ -7,9 +7,9 @@ import torch
 import yaml
 
 from bpfree.data import load_dataset
-from bpfree.rules import StepResult
+from bpfree.rules import StepResult, get_rule
 from bpfree.rules.bp import BP
-from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, train
+from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, paper_defaults, train
 from bpfree.training.trainer import build_model, build_rule
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_acc", "seconds", "lr"}
@@ -36,7 +36,11 @@ def tiny_config(data_dir, out, **changes):
     return TrainConfig(**values)
 
 
-@pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "drtp", "pepita"])
+RUN_RULES = ["bp", "fa", "dfa", "drtp", "pepita", "pepita-hebbian", "pepita-time-local"]
+RUN_RULES += ["pepita-wm", "afa", "ff", "ff-topdown"]
+
+
+@pytest.mark.parametrize("rule", RUN_RULES)
 def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
     result = train(tiny_config(data_dir, tmp_path / "run", rule=rule), progress=False)
     folder = tmp_path / "run"
@@ -50,15 +54,14 @@ def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     diagnostics = {"update_cosine", "weights"}
-    diagnostics |= {"alignment"} if rule in ("fa", "pepita") else set()
+    diagnostics |= {"alignment"} if hasattr(get_rule(rule), "alignment") else set()
     assert all(set(r) == METRIC_KEYS | diagnostics for r in rows)
     first, last = rows[0]["weights"], rows[-1]["weights"]
     assert set(first) == {"blocks.0.0.weight", "head.weight"}
     assert all({"normal", "student_t", "better"} <= set(w["fit"]) for w in last.values())
     assert rows[-1]["update_cosine"].keys() == {"blocks.0.0.weight", "head.weight"}
-    assert [row["lr"] for row in rows] == pytest.approx(
-        [0.1 if rule != "drtp" else 0.01] * 1 + [0.01 if rule != "drtp" else 0.001]
-    )
+    first_lr = paper_defaults.default_learning_rate("mnist", rule)
+    assert [row["lr"] for row in rows] == pytest.approx([first_lr, first_lr / 10])
     assert result.test_acc == rows[-1]["test_acc"]
     saved = yaml.safe_load((folder / "config.yaml").read_text())
     assert saved["rule"] == rule and saved["lr"] is not None and saved["activation"] is not None

@@ -47,8 +47,9 @@ class PEPITA(ForwardOnlyRule):
         ΔW_L = e (h_{L−1}^err)ᵀ                                                      (eq. 5)
     averaged over the batch, with one dropout mask shared by both passes. The first layer is
     linear in its input, so W_1 (x + s F e) = W_1 x + s (W_1 F) e reuses the clean pass: the
-    modulated pass costs one (o, c) product there instead of a full (n, i, o) one; likewise
-    ΔW_1 = (h_1 − h_1^err) xᵀ + s ((h_1 − h_1^err) eᵀ) Fᵀ never forms the modulated input.
+    modulated pass costs one (o, c) product there instead of a full (n, i, o) one; and for
+    batches at least as large as the first layer, ΔW_1 = (h_1 − h_1^err) xᵀ + s ((h_1 − h_1^err)
+    eᵀ) Fᵀ does not form the modulated input (n, i) at all.
 
     Deeper PEPITA (ICLR 2024 Sec. 4.1) is the same rule on an MLP with more hidden layers; its
     weight decay is the optimizer's and its activation normalisation the model's
@@ -126,8 +127,14 @@ class PEPITA(ForwardOnlyRule):
         masks = self.stack.dropout_masks(n, x)
         t = one_hot(y, c, x.dtype)
 
-        # Clean pass (eq. 1), and W_1 F (c, o) for the modulated pass.
-        a_1 = first.add_bias(first.linear_map(x))
+        # Clean pass (eq. 1), with W_1 F for the modulated pass from the same product:
+        # W_1 [x; Fᵀ] = [W_1 x; (W_1 F)ᵀ] reads W_1 once (F's columns shaped like inputs).
+        if self.perturbation == "error":
+            F_cols = F.T.reshape(c, *x.shape[1:])
+            a_1, W1_F = first.linear_map(torch.cat([x, F_cols])).split([n, c])
+        else:
+            a_1 = first.linear_map(x)
+        a_1 = first.add_bias(a_1)
         clean = [first.activate(a_1, masks[0])]
         for layer, mask in zip(hidden, masks[1:], strict=True):
             clean.append(layer.forward(clean[-1], mask))
@@ -139,15 +146,15 @@ class PEPITA(ForwardOnlyRule):
 
         # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e.
         if self.perturbation == "error":
-            W1_F = first.linear_map(F.T.reshape(c, *x.shape[1:]))  # F's columns shaped as inputs
             a_1_err = torch.addmm(a_1.reshape(n, -1), e, W1_F.reshape(c, -1), alpha=s)
             a_1_err = a_1_err.view_as(a_1)  # 'nc,c...->n...'
         else:  # ICML App. D: x + k r
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
             a_1_err = a_1 + first.linear_map(kr)
         h_err = first.activate(a_1_err, masks[0])
-        if self.perturbation == "error" and not self.stack.conv:
-            # Eq. 3 without forming x + s F e (an input-sized tensor): for terms
+        if self.perturbation == "error" and not self.stack.conv and n >= a_1.shape[1]:
+            # Eq. 3 without forming x + s F e (n, i) when the batch is at least as wide as the
+            # layer, an extra pass over ΔW_1 (o, i) being then the smaller cost: for terms
             # postᵀ x + post_errᵀ (x + s F e), add s (post_errᵀ e) Fᵀ to postᵀ x (+ post_errᵀ x).
             post, post_err = self.first_layer_terms(clean[0], h_err)
             write_outer_grad(first, post, x, n)

@@ -94,3 +94,25 @@ def test_dropout_mask_is_shared_by_both_passes():
 def test_bad_options_are_named(option, value):
     with pytest.raises(ValueError, match=option):
         PEPITA(MLP((6, 5, 3)), **{option: value})
+
+
+@pytest.mark.parametrize("rule", ["pepita", "pepita-hebbian"])
+@pytest.mark.parametrize("n", [3, 8])  # 3 < 5 units: x + s F e is formed; 8 >= 5: it is not
+def test_first_layer_update_with_and_without_forming_the_modulated_input(rule, n):
+    import bpfree
+
+    torch.manual_seed(0)
+    x, y = torch.rand(n, 6, dtype=torch.float64), torch.arange(n) % 3
+    model = MLP((6, 5, 3), generator=torch.Generator().manual_seed(1)).double()
+    learner = bpfree.build(rule, model, f_scale=3.0).double()
+    learner.step(x, y)
+    W1, W2 = (layer.weight for layer in model.linears)
+    h = torch.relu(x @ W1.T)
+    e = torch.softmax(h @ W2.T, dim=1) - torch.nn.functional.one_hot(y, 3).double()
+    x_err = x + learner.sign * e @ learner.F.T
+    h_err = torch.relu(x_err @ W1.T)
+    expected = {
+        "pepita": (h - h_err).T @ x_err / n,  # eq. 3
+        "pepita-hebbian": (h.T @ x - h_err.T @ x_err) / n,  # h_1 xᵀ − h_1^err (x + s F e)ᵀ
+    }[rule]
+    torch.testing.assert_close(W1.grad, expected, rtol=1e-12, atol=1e-12)

@@ -119,12 +119,23 @@ def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, comm
             cells.insert(3, _format(result.fit.max_accuracy if result.fit else None, 2))
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {r.row.name}: {r.row.note}" for r in results if r.row.note]
-    failures = [f"- {r.row.name}, {f}" for r in results for f in r.failures]
+    failures = [f"- {r.row.name}, {line}" for r in results for line in _grouped(r.failures)]
     if notes:
         lines += ["", "Notes:", *notes]
     if failures:
         lines += ["", "Failed runs:", *failures]
     return "\n".join(lines) + "\n"
+
+
+def _grouped(failures: list[str]) -> list[str]:
+    """ "seed 0: reason", "seed 1: reason" -> "seeds 0, 1: reason": one line per distinct reason."""
+    seeds: dict[str, list[str]] = defaultdict(list)
+    for failure in failures:
+        seed, _, reason = failure.partition(": ")
+        seeds[reason].append(seed.removeprefix("seed "))
+    return [
+        f"seed{'s' if len(s) > 1 else ''} {', '.join(s)}: {reason}" for reason, s in seeds.items()
+    ]
 
 
 def write_report(

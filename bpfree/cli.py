@@ -118,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
     reproduce_parser.add_argument(
         "--budget", type=int, help="stop every run after this many epochs (a quick look)"
     )
+    reproduce_parser.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="PATTERN",
+        help="train only these rows (names or shell patterns such as 'cifar10-*'); "
+        "the report still covers the whole suite",
+    )
+    reproduce_parser.add_argument(
+        "--seeds", type=int, nargs="+", help="train only these of the suite's seeds"
+    )
     reproduce_parser.add_argument("--data-dir", help="folder holding the datasets")
     reproduce_parser.add_argument("--device", default="cpu", help="cpu or cuda")
     reproduce_parser.add_argument(
@@ -218,6 +228,8 @@ def _run_reproduce(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             device=args.device,
             train=not args.report_only,
+            rows=args.rows,
+            seeds=args.seeds,
             log=tqdm.write,
         )
     except KeyboardInterrupt:

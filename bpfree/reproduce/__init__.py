@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bpfree.reproduce.aggregate import RowResult, collect
 from bpfree.reproduce.report import write_report
-from bpfree.reproduce.runner import plan, report_folder, run_jobs, runs_folder
+from bpfree.reproduce.runner import plan, report_folder, run_jobs, runs_folder, select
 from bpfree.reproduce.slowness import PlateauFit, plateau_fit, slowness_protocol
 from bpfree.reproduce.suite import Suite, SuiteError, available_suites, load_suite
 
@@ -25,16 +25,21 @@ def reproduce(
     data_dir: str | None = None,
     device: str = "cpu",
     train: bool = True,
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
     command: str | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[RowResult], list[Path]]:
     """Run the suite's missing runs (unless ``train`` is false), then aggregate and report.
 
+    ``rows`` (names or shell patterns) and ``seeds`` narrow what is trained; the report always
+    covers the whole suite, a row judged only once all the suite's seeds have finished.
     Returns the row results and the report files written into ``report_folder(suite, out)``.
     """
     jobs = plan(suite, out, budget=budget, data_dir=data_dir, device=device)
+    chosen = select(jobs, suite, rows=rows, seeds=seeds)
     if train:
-        run_jobs(jobs, workers=workers, log=log)
+        run_jobs(chosen, workers=workers, log=log)
     results = collect(suite, jobs)
     command = command or f"bpfree reproduce {suite.name} --out {out}" + (
         f" --budget {budget}" if budget else ""
@@ -57,5 +62,6 @@ __all__ = [
     "report_folder",
     "reproduce",
     "runs_folder",
+    "select",
     "slowness_protocol",
 ]

@@ -11,6 +11,7 @@ reason in its folder, the suite goes on with the others, and the report names th
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import multiprocessing
 import os
 import traceback
@@ -79,6 +80,36 @@ def plan(
                 )
             jobs.append(Job(row, seed, folder, config))
     return jobs
+
+
+def select(
+    jobs: list[Job],
+    suite: Suite,
+    *,
+    rows: list[str] | None = None,
+    seeds: list[int] | None = None,
+) -> list[Job]:
+    """The jobs of the rows matching any of ``rows`` (names or shell patterns, ``cifar10-*``)
+    and of ``seeds``; ``None`` keeps all. A pattern matching no row, or a seed the suite does not
+    run, is an error naming what the suite has."""
+    names = [row.name for row in suite.rows]
+    for pattern in rows or []:
+        if not fnmatch.filter(names, pattern):
+            raise SuiteError(
+                f"--rows {pattern!r} matches no row of {suite.name}; its rows: {', '.join(names)}"
+            )
+    for seed in seeds or []:
+        if seed not in suite.seeds:
+            raise SuiteError(
+                f"--seeds {seed} is not a seed of {suite.name}; its seeds: "
+                f"{', '.join(map(str, suite.seeds))} (the report averages over exactly these)"
+            )
+    return [
+        job
+        for job in jobs
+        if (rows is None or any(fnmatch.fnmatchcase(job.row.name, p) for p in rows))
+        and (seeds is None or job.seed in seeds)
+    ]
 
 
 def finished_epochs(job: Job) -> int:

@@ -10,7 +10,7 @@ import yaml
 
 import bpfree.training
 from bpfree import cli
-from bpfree.reproduce import load_suite, plan, reproduce
+from bpfree.reproduce import SuiteError, load_suite, plan, reproduce
 from bpfree.reproduce.aggregate import collect
 from bpfree.training import RunFolder
 
@@ -200,3 +200,36 @@ def test_best_test_acc_takes_each_seeds_best_epoch(suite, tmp_path):
             )
     assert collect(best, jobs)[0].values == [50.0, 51.0]
     assert collect(suite, jobs)[0].values == [40.0, 40.0]
+
+
+def test_rows_and_seeds_narrow_what_is_trained_and_the_report_keeps_every_row(
+    suite, data_dir, tmp_path, monkeypatch
+):
+    real_train = bpfree.training.train
+    trained = []
+    monkeypatch.setattr(
+        bpfree.training,
+        "train",
+        lambda c, **k: trained.append((c.rule, c.seed)) or real_train(c, **k),
+    )
+    out = tmp_path / "out"
+    results, _ = reproduce(suite, out, data_dir=data_dir, rows=["p*"], seeds=[1], log=quiet)
+    assert trained == [("pepita", 1)]
+    assert [r.row.name for r in results] == ["bp", "pepita", "future"]
+    assert results[1].values == [
+        RunFolder(out / "tiny" / "pepita" / "seed-1").read_metrics()[-1]["test_acc"]
+    ]
+    assert results[1].verdict == "incomplete (1 of 2 seeds)"  # not judged on one seed
+    assert results[0].verdict == "not run"
+
+
+@pytest.mark.parametrize(
+    ("selection", "message"),
+    [
+        ({"rows": ["cifar*"]}, r"--rows 'cifar\*' matches no row of tiny; its rows: bp, pepita"),
+        ({"seeds": [7]}, r"--seeds 7 is not a seed of tiny; its seeds: 0, 1"),
+    ],
+)
+def test_a_selection_outside_the_suite_is_named(suite, tmp_path, selection, message):
+    with pytest.raises(SuiteError, match=message):
+        reproduce(suite, tmp_path / "out", train=True, log=quiet, **selection)

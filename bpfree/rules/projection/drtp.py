@@ -21,9 +21,16 @@ class DRTP(ProjectionRule):
     σ(a_L) the sigmoid output. The hidden updates never see the output error.
 
     Update:
-        δ_L = σ(a_L) − t   (the exact gradient of the binary cross-entropy on sigmoid outputs)
+        δ_L = ∂loss/∂a_L   (the output layer's true error, for the ``output_loss`` below)
         δ_l = (B_l (−t)) ⊙ σ′(a_l),   ΔW_l = δ_l h_{l−1}ᵀ
     As in the PEPITA paper's Table 1, use it with tanh hidden units (``MLP(activation="tanh")``).
+
+    The output layer's loss on the sigmoid outputs σ(a_L), ``output_loss``:
+        "bce": binary cross-entropy, δ_L = σ(a_L) − t (Frenkel et al.'s default).
+        "ce": cross-entropy of the softmax of the sigmoid outputs, averaged over the batch,
+            δ_L = (softmax(σ(a_L)) − t) ⊙ σ′(a_L) / n: the PEPITA paper's "cross entropy loss"
+            with "sigmoid for the output layer" (ICML 2022 Sec. 4), which is what Frenkel et
+            al.'s code computes with its CE loss and sigmoid output.
 
     The target projection is not the gradient of a loss, so how it is scaled against the output
     layer's gradient is a choice; ``scaling`` offers two:
@@ -40,6 +47,7 @@ class DRTP(ProjectionRule):
         seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
         sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
         scaling: ``"reference"`` (default) or ``"mean"``, see above.
+        output_loss: ``"bce"`` (default) or ``"ce"``, see above.
         example_input: an input batch, or the shape of one input (e.g. (3, 32, 32)), from
             which one probe forward pass reads the output shape of each point; needed when a
             point's output is a feature map (k = C·h·w, B_l e reshaped to (C, h, w)), optional
@@ -64,6 +72,7 @@ class DRTP(ProjectionRule):
         seed: int = 0,
         sparsity: float = 0.0,
         scaling: str = "reference",
+        output_loss: str = "bce",
         example_input: torch.Tensor | Sequence[int] | None = None,
         num_classes: int | None = None,
     ) -> None:
@@ -77,9 +86,14 @@ class DRTP(ProjectionRule):
         )
         if scaling not in ("reference", "mean"):
             raise ValueError(f"scaling must be 'reference' or 'mean', got {scaling!r}")
+        if output_loss not in ("bce", "ce"):
+            raise ValueError(f"output_loss must be 'bce' or 'ce', got {output_loss!r}")
         self.scaling = scaling
+        self.output_loss = output_loss
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.output_loss == "ce":
+            return F.cross_entropy(torch.sigmoid(output), y)
         t = one_hot(y, self.num_classes, output.dtype)
         loss = F.binary_cross_entropy_with_logits(output, t, reduction="sum") / y.shape[0]
         return loss / self.num_classes if self.scaling == "reference" else loss

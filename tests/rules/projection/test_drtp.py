@@ -45,3 +45,24 @@ def test_drtp_gives_the_closed_form_update(scaling, hidden, output):
     e = torch.sigmoid(h1 @ W2.T) - t
     torch.testing.assert_close(W1.grad, d1.T @ x / hidden)
     torch.testing.assert_close(W2.grad, e.T @ h1 / output)
+
+
+def test_drtp_cross_entropy_output_is_softmax_of_the_sigmoid_outputs():
+    """output_loss="ce": δ_L = (softmax(σ(a_L)) − t) ⊙ σ′(a_L) / n; hidden updates unchanged."""
+    model = MLP((5, 4, 3), activation="tanh").double()
+    x, y = torch.randn(6, 5, dtype=torch.float64), torch.tensor([0, 1, 2, 2, 1, 0])
+    rule = DRTP(model, output_loss="ce").double()
+    rule.step(x, y)
+    W1, W2 = (layer.weight for layer in model.linears)
+    t = torch.nn.functional.one_hot(y, 3).double()
+    h1 = torch.tanh(x @ W1.T)
+    s = torch.sigmoid(h1 @ W2.T)
+    e = (torch.softmax(s, dim=1) - t) * s * (1 - s) / 6
+    torch.testing.assert_close(W2.grad, e.T @ h1)
+    d1 = (-t @ rule.B[0].T) * (1 - h1**2)
+    torch.testing.assert_close(W1.grad, d1.T @ x)
+
+
+def test_drtp_names_a_bad_output_loss():
+    with pytest.raises(ValueError, match="output_loss must be 'bce' or 'ce', got 'mse'"):
+        DRTP(MLP((5, 4, 3), activation="tanh"), output_loss="mse")

@@ -36,7 +36,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "resnet20": ("generator",),
     "resnet18": ("stem", "generator"),
     "alexnet": ("batch_norm", "generator"),
-    "vgg16": ("batch_norm", "generator"),
+    "vgg16": ("batch_norm", "width", "generator"),
 }
 
 # The smallest height and width each model takes: what leaves its last feature maps at least
@@ -64,7 +64,8 @@ def build_model(
     - ``mlp``: ``hidden`` (widths of the hidden layers, default ``[1024]``), ``activation``,
       ``dropout``, ``bias``, ``generator``;
     - ``resnet18``: ``stem`` (``"cifar"`` or ``"imagenet"``), ``generator``;
-    - ``alexnet``, ``vgg16``: ``batch_norm``, ``generator``;
+    - ``alexnet``: ``batch_norm``, ``generator``; ``vgg16``: ``batch_norm``, ``width``,
+      ``generator``;
     - the others: ``generator``.
 
     Raises:

@@ -123,6 +123,7 @@ def vgg16(
     *,
     in_channels: int = 3,
     batch_norm: bool = False,
+    width: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> PlainCNN:
     """VGG-16 for 32×32 images: configuration D's 13 3×3 convolutions, then FC 512 → 512 → c.
@@ -134,17 +135,23 @@ def vgg16(
     CIFAR-100 without stating its classifier, and notes that batch normalisation helps, hence
     ``batch_norm``. No dropout (GrAPE, Sec. 4.1: "no further regularization").
 
+    ``width`` scales every layer's channels and units (0.25: 16 ... 128 channels, FC 128), keeping
+    the 16 weight layers; at 1/16 of the compute it is for quick looks on a CPU.
+
     Shapes: x (n, in_channels, h, w) → logits (n, num_classes), h and w at least 32 (larger
     maps are average-pooled to 1×1).
     """
+    if width <= 0:
+        raise ValueError(f"width must be positive (1.0 is VGG-16 itself), got {width}")
     convs = []
     for i, item in enumerate(_VGG16_CONFIG):
         if item != "M":
             pool = i + 1 < len(_VGG16_CONFIG) and _VGG16_CONFIG[i + 1] == "M"
-            convs.append((item, 3, pool))
+            convs.append((max(1, round(item * width)), 3, pool))
+    fc = max(1, round(512 * width))
     return PlainCNN(
         convs,
-        (512, 512),
+        (fc, fc),
         1,
         num_classes,
         in_channels=in_channels,

@@ -28,6 +28,20 @@ def test_vgg16_is_configuration_d_with_a_small_classifier():
     assert not _layers(model, nn.BatchNorm2d) and all(c.bias is not None for c in convs)
 
 
+def test_vgg16_width_scales_every_layer_and_keeps_the_sixteen():
+    model = vgg16(10, width=0.25)
+    convs, linears = _layers(model, nn.Conv2d), _layers(model, nn.Linear)
+    assert [c.out_channels for c in convs] == [16, 16, 32, 32, 64, 64, 64] + [128] * 6
+    assert [(fc.in_features, fc.out_features) for fc in linears] == [
+        (128, 128),
+        (128, 128),
+        (128, 10),
+    ]
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width must be positive"):
+        vgg16(10, width=0.0)
+
+
 def test_alexnet_has_five_convs_and_three_fc_layers():
     model = alexnet(10)
     convs = _layers(model, nn.Conv2d)

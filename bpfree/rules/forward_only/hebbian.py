@@ -51,12 +51,14 @@ class PEPITAHebbian(PEPITA):
             num_classes=num_classes,
         )
 
+    uses_clean_presynaptic = True  # h_l h_{l−1}ᵀ
+
     def write_hidden(
         self,
         layer: DenseLayer,
         h: torch.Tensor,
         h_err: torch.Tensor,
-        pre: torch.Tensor,
+        pre: torch.Tensor | None,
         pre_err: torch.Tensor,
         n: int,
     ) -> None:

@@ -16,7 +16,7 @@ Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes, p 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -187,6 +187,21 @@ class LayerStack:
         """One mask (n, o) per hidden layer, scaled by 1 / keep, shared by all passes of a batch."""
         return list(self.dropout_mask_stream(n, like))
 
+    def shared_masks(self, n: int, like: torch.Tensor) -> SharedMasks:
+        """Dropout masks for two passes of a batch that must share them (see ``SharedMasks``)."""
+        return SharedMasks(self, n, like)
+
+    def replayable_masks(self, n: int, like: torch.Tensor) -> Callable[[], Iterator]:
+        """A function giving, at each call, the same stream of one dropout mask per hidden layer
+        (as ``dropout_mask_stream``): passes that share their masks draw them layer by layer and
+        none is held beyond its layer. The stream's seed comes from torch's global generator,
+        drawn only where a mask will be (so a rule without dropout leaves that generator alone)."""
+        if not self.model.training or all(layer.dropout == 0.0 for layer in self.hidden):
+            return lambda: self.dropout_mask_stream(n, like)
+        seed = int(torch.randint(2**62, ()))
+        generator = torch.Generator(device=like.device)
+        return lambda: self.dropout_mask_stream(n, like, generator.manual_seed(seed))
+
     def dropout_mask_stream(
         self, n: int, like: torch.Tensor, generator: torch.Generator | None = None
     ) -> Iterator[torch.Tensor | None]:
@@ -201,6 +216,29 @@ class LayerStack:
             shape = (n, layer.linear.out_features)
             mask = torch.empty(shape, dtype=like.dtype, device=like.device)
             yield mask.bernoulli_(keep, generator=generator).div_(keep)
+
+
+class SharedMasks:
+    """The dropout masks of two passes of a batch: ``first_pass()`` draws one mask per hidden
+    layer as the pass reaches it (``LayerStack.dropout_mask_stream``) and keeps only which units
+    it kept, one byte per unit; ``second_pass()`` rebuilds the same masks from those, releasing
+    each as it goes. The masks held between the passes take a quarter of float32 activations."""
+
+    def __init__(self, stack: LayerStack, n: int, like: torch.Tensor) -> None:
+        self._stream = stack.dropout_mask_stream(n, like)
+        self._keep = [1.0 - layer.dropout for layer in stack.hidden]
+        self._kept: list[torch.Tensor | None] = []
+        self._dtype = like.dtype
+
+    def first_pass(self) -> Iterator[torch.Tensor | None]:
+        for mask in self._stream:
+            self._kept.append(None if mask is None else mask != 0)
+            yield mask
+
+    def second_pass(self) -> Iterator[torch.Tensor | None]:
+        for l, keep in enumerate(self._keep):
+            kept, self._kept[l] = self._kept[l], None
+            yield None if kept is None else kept.to(self._dtype).div_(keep)
 
 
 def _is_dense_block(block: nn.Module) -> bool:

@@ -124,19 +124,16 @@ class PEPITA(ForwardOnlyRule):
         self.check_labels(x, y)
         n, c, s, F = x.shape[0], self.num_classes, self.sign, self.F
         first, *hidden = self.stack.hidden
-        masks = self.stack.dropout_masks(n, x)
+        masks = self.stack.shared_masks(n, x)  # the same mask per layer in both passes
         t = one_hot(y, c, x.dtype)
 
-        # Clean pass (eq. 1), with W_1 F for the modulated pass from the same product:
-        # W_1 [x; Fᵀ] = [W_1 x; (W_1 F)ᵀ] reads W_1 once (F's columns shaped like inputs).
+        # Clean pass (eq. 1); W_1 F (F's columns shaped like inputs) for the modulated pass.
+        a_1 = first.add_bias(first.linear_map(x))
         if self.perturbation == "error":
-            F_cols = F.T.reshape(c, *x.shape[1:])
-            a_1, W1_F = first.linear_map(torch.cat([x, F_cols])).split([n, c])
-        else:
-            a_1 = first.linear_map(x)
-        a_1 = first.add_bias(a_1)
-        clean = [first.activate(a_1, masks[0])]
-        for layer, mask in zip(hidden, masks[1:], strict=True):
+            W1_F = first.linear_map(F.T.reshape(c, *x.shape[1:]))
+        clean_masks = masks.first_pass()
+        clean = [first.activate(a_1, next(clean_masks))]
+        for layer, mask in zip(hidden, clean_masks, strict=True):
             clean.append(layer.forward(clean[-1], mask))
         logits = self.stack.output.forward(clean[-1], None)
         log_p = torch.log_softmax(logits, dim=1)
@@ -144,15 +141,19 @@ class PEPITA(ForwardOnlyRule):
         e = p - t  # e = softmax(h_L) − t
         loss = -log_p.gather(1, y.unsqueeze(1)).mean()
 
-        # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e.
+        # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e, formed in a_1's place
+        # (unless the activation returned a_1 itself) so the step holds one pre-activation.
+        if clean[0].untyped_storage().data_ptr() == a_1.untyped_storage().data_ptr():
+            a_1 = a_1.clone()
         if self.perturbation == "error":
-            a_1_err = torch.addmm(a_1.reshape(n, -1), e, W1_F.reshape(c, -1), alpha=s)
-            a_1_err = a_1_err.view_as(a_1)  # 'nc,c...->n...'
+            a_1.view(n, -1).addmm_(e, W1_F.view(c, -1), alpha=s)  # 'nc,c...->n...'
         else:  # ICML App. D: x + k r
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
-            a_1_err = a_1 + first.linear_map(kr)
-        h_err = first.activate(a_1_err, masks[0])
-        if self.perturbation == "error" and not self.stack.conv and n >= a_1.shape[1]:
+            a_1.add_(first.linear_map(kr))
+        modulated_masks = masks.second_pass()
+        h_err = first.activate(a_1, next(modulated_masks))
+        del a_1
+        if self.perturbation == "error" and not self.stack.conv and n >= h_err.shape[1]:
             # Eq. 3 without forming x + s F e (n, i) when the batch is at least as wide as the
             # layer, an extra pass over ΔW_1 (o, i) being then the smaller cost: for terms
             # postᵀ x + post_errᵀ (x + s F e), add s (post_errᵀ e) Fᵀ to postᵀ x (+ post_errᵀ x).
@@ -160,21 +161,30 @@ class PEPITA(ForwardOnlyRule):
             write_outer_grad(first, post, x, n)
             if post_err is not None:
                 first.weight.grad.addmm_(post_err.T.mm(e), F.T, alpha=s / n)
+            del post, post_err
         else:
             x_err = x + (e.mm(F.T).view_as(x).mul_(s) if self.perturbation == "error" else kr)
             self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
-        for l, (layer, mask) in enumerate(zip(hidden, masks[1:], strict=True), start=1):
+        for l, (layer, mask) in enumerate(zip(hidden, modulated_masks, strict=True), start=1):
+            pre = clean[l - 1] if self.uses_clean_presynaptic else None
+            clean[l - 1] = None  # each clean activity is freed once its layers are done
             h_prev_err, h_err = h_err, layer.forward(h_err, mask)
-            self.write_hidden(layer, clean[l], h_err, clean[l - 1], h_prev_err, n)  # eq. 4
+            self.write_hidden(layer, clean[l], h_err, pre, h_prev_err, n)  # eq. 4
+            del pre, h_prev_err
         self.write_output(p, t, clean[-1], h_err, n)  # eq. 5
         return StepResult(loss.item(), logits)
+
+    @property
+    def uses_clean_presynaptic(self) -> bool:
+        """Whether ``write_hidden`` reads the clean pass's presynaptic activity h_{l−1}."""
+        return self.presynaptic == "clean"
 
     def write_hidden(
         self,
         layer: DenseLayer,
         h: torch.Tensor,
         h_err: torch.Tensor,
-        pre: torch.Tensor,
+        pre: torch.Tensor | None,
         pre_err: torch.Tensor,
         n: int,
     ) -> None:

@@ -80,14 +80,11 @@ class PEPITATimeLocal(ForwardOnlyRule):
         t = one_hot(y, self.num_classes, x.dtype)
         for p in self.model.parameters():
             p.grad = None
-        # Both passes share each layer's dropout mask without holding them all: the modulated
-        # pass redraws them from a generator reset to the seed the clean pass used.
-        seed = int(torch.randint(2**62, ()))
-        generator = torch.Generator(device=x.device)
+        # Both passes share each layer's dropout mask without holding them all.
+        masks = self.stack.replayable_masks(n, x)
 
         h = x  # clean pass: + h_l h_{l−1}ᵀ at each layer
-        masks = self.stack.dropout_mask_stream(n, x, generator.manual_seed(seed))
-        for layer, mask in zip(self.stack.hidden, masks, strict=True):
+        for layer, mask in zip(self.stack.hidden, masks(), strict=True):
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, h, h_prev, n)
         logits = self.stack.output.forward(h, None)
@@ -98,8 +95,7 @@ class PEPITATimeLocal(ForwardOnlyRule):
         e = y_soft - t
 
         h = torch.addmm(x, e, self.F.T, alpha=self.sign)  # modulated pass: x + s F e
-        masks = self.stack.dropout_mask_stream(n, x, generator.manual_seed(seed))
-        for layer, mask in zip(self.stack.hidden, masks, strict=True):
+        for layer, mask in zip(self.stack.hidden, masks(), strict=True):
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, -h, h_prev, n)
         self.apply(self.stack.output, -t, h, n)

@@ -7,15 +7,19 @@ from bpfree.models import MLP
 from bpfree.rules import PEPITA
 
 
-def naive_pepita(model, F, x, y, *, sign, presynaptic, output_error):
-    """Algorithm 1 of the ICML paper written out with explicit passes, no shortcuts."""
+def naive_pepita(
+    model, F, x, y, *, sign, presynaptic, output_error, sigma=torch.relu, masks=None
+):
+    """Algorithm 1 of the ICML paper written out with explicit passes, no shortcuts; ``masks``
+    (one per hidden layer, scaled) are the dropout masks both passes share."""
     Ws = [layer.weight for layer in model.linears]
     t = torch.nn.functional.one_hot(y, Ws[-1].shape[0]).to(x.dtype)
+    masks = masks or [1.0] * (len(Ws) - 1)
 
     def forward(h0):
         hs = [h0]
-        for W in Ws[:-1]:
-            hs.append(torch.relu(hs[-1] @ W.T))
+        for W, mask in zip(Ws[:-1], masks, strict=True):
+            hs.append(sigma(hs[-1] @ W.T) * mask)
         return hs, torch.softmax(hs[-1] @ Ws[-1].T, dim=1)
 
     clean, out = forward(x)
@@ -42,6 +46,33 @@ def test_grads_equal_paper_equations(sign, presynaptic, output_error):
     expected = naive_pepita(
         model, rule.F, x, y, sign=sign, presynaptic=presynaptic, output_error=output_error
     )
+    for layer, grad in zip(model.linears, expected, strict=True):
+        torch.testing.assert_close(layer.weight.grad, grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("activation", "dropout"), [("relu", 0.3), ("identity", 0.0)])
+def test_grads_equal_paper_equations_with_dropout_and_linear_units(activation, dropout):
+    """Both passes share each layer's dropout mask; a linear first layer (whose activity is its
+    pre-activation) is not overwritten by the modulated pass."""
+    model = MLP((6, 5, 4, 3), activation=activation, dropout=dropout).double()
+    rule = PEPITA(model, f_scale=3.0).double()
+    x, y = torch.rand(7, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 2])
+    torch.manual_seed(3)
+    masks = rule.stack.dropout_masks(7, x)  # the masks the step will draw
+    torch.manual_seed(3)
+    rule.step(x, y)
+    expected = naive_pepita(
+        model,
+        rule.F,
+        x,
+        y,
+        sign=1,
+        presynaptic="modulated",
+        output_error="clean",
+        sigma=torch.relu if activation == "relu" else (lambda a: a),
+        masks=None if dropout == 0.0 else masks,
+    )
+    assert dropout == 0.0 or all((m == 0).any() for m in masks)
     for layer, grad in zip(model.linears, expected, strict=True):
         torch.testing.assert_close(layer.weight.grad, grad, rtol=1e-12, atol=1e-12)
 

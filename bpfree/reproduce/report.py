@@ -1,10 +1,12 @@
 """A suite's report: a Markdown and a CSV table beside the paper's numbers, and its plots.
 
 ``report.md`` and ``results.csv`` hold one line per row (ours, per seed, the paper's, the
-difference, the tolerance and the verdict); ``curves.png`` the mean test curve of each row with
-a band of ± one std over seeds (ICML Fig. 7), ``alignment.png`` the mean over layers of the
-cosine between each update and the true gradient, and for a slowness suite ``slowness.png`` the
-mean curves with their fitted plateau curves (ICML Fig. 8). A budget run says so in every file.
+difference, the tolerance and the verdict), and ``report.md`` also the rules' feedback alignment
+after their last epoch (each layer's angles and norm ratios, mean over seeds); ``curves.png`` the
+mean test curve of each row with a band of ± one std over seeds (ICML Fig. 7), ``alignment.png``
+the mean over layers of the cosine between each update and the true gradient, and for a slowness
+suite ``slowness.png`` the mean curves with their fitted plateau curves (ICML Fig. 8). A budget
+run says so in every file.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, comm
         if extra:
             cells.insert(3, _format(result.fit.max_accuracy if result.fit else None, 2))
         lines.append("| " + " | ".join(cells) + " |")
+    lines += final_alignment(results)
     notes = [f"- {r.row.name}: {r.row.note}" for r in results if r.row.note]
     failures = [f"- {r.row.name}, {line}" for r in results for line in _grouped(r.failures)]
     if notes:
@@ -125,6 +128,38 @@ def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, comm
     if failures:
         lines += ["", "Failed runs:", *failures]
     return "\n".join(lines) + "\n"
+
+
+def final_alignment(results: list[RowResult]) -> list[str]:
+    """Markdown lines: for each row whose runs log ``alignment`` (the rule's feedback against
+    the forward weights, ``{layer: {quantity: value}}``), each layer's quantities after the
+    last epoch, mean over seeds; no lines when no row logs it."""
+    table: list[tuple[str, str, dict[str, float]]] = []
+    quantities: list[str] = []
+    for r in results:
+        finals = [curve[-1].get("alignment") for curve in r.curves]
+        if not finals or not all(finals):
+            continue
+        for layer, values in finals[0].items():
+            means = {
+                name: float(np.mean([final[layer][name] for final in finals])) for name in values
+            }
+            quantities += [name for name in means if name not in quantities]
+            table.append((r.row.name, layer, means))
+    if not table:
+        return []
+    lines = [
+        "",
+        "Feedback alignment after the last epoch (mean over the finished seeds; angles in "
+        "degrees):",
+        "",
+        "| row | layer | " + " | ".join(q.replace("_", " ") for q in quantities) + " |",
+        "|" + "---|" * (len(quantities) + 2),
+    ]
+    for row, layer, means in table:
+        cells = [_format(means.get(q), 2) for q in quantities]
+        lines.append(f"| {row} | {layer} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _grouped(failures: list[str]) -> list[str]:

@@ -233,3 +233,24 @@ def test_rows_and_seeds_narrow_what_is_trained_and_the_report_keeps_every_row(
 def test_a_selection_outside_the_suite_is_named(suite, tmp_path, selection, message):
     with pytest.raises(SuiteError, match=message):
         reproduce(suite, tmp_path / "out", train=True, log=quiet, **selection)
+
+
+def test_report_lists_each_layers_final_alignment_mean_over_seeds(suite, tmp_path):
+    out = tmp_path / "out"
+    jobs = plan(suite, out)
+    for job in jobs:
+        if job.row.name == "pepita":
+            folder = RunFolder(job.folder)
+            folder.write_config(job.config.to_dict())
+            angle = 80.0 + 10 * job.seed  # seeds 0, 1: mean 85
+            last = {"layer": {"angle": angle, "norm_ratio": 1.0 + job.seed}}
+            folder.write_metrics(
+                [
+                    {"epoch": 1, "test_acc": 1.0, "alignment": {"layer": {"angle": 0.0}}},
+                    {"epoch": 2, "test_acc": 2.0, "alignment": last},
+                ]
+            )
+    report = reproduce(suite, out, train=False, log=quiet)[1][0].read_text()
+    assert "| row | layer | angle | norm ratio |" in report
+    assert "| pepita | layer | 85.00 | 1.50 |" in report
+    assert "| bp | layer |" not in report  # no finished runs, no alignment

@@ -7,9 +7,7 @@ from bpfree.models import MLP
 from bpfree.rules import PEPITA
 
 
-def naive_pepita(
-    model, F, x, y, *, sign, presynaptic, output_error, sigma=torch.relu, masks=None
-):
+def naive_pepita(model, F, x, y, *, sign, presynaptic, output_error, sigma=torch.relu, masks=None):
     """Algorithm 1 of the ICML paper written out with explicit passes, no shortcuts; ``masks``
     (one per hidden layer, scaled) are the dropout masks both passes share."""
     Ws = [layer.weight for layer in model.linears]

@@ -127,10 +127,18 @@ class PEPITA(ForwardOnlyRule):
         masks = self.stack.shared_masks(n, x)  # the same mask per layer in both passes
         t = one_hot(y, c, x.dtype)
 
-        # Clean pass (eq. 1); W_1 F (F's columns shaped like inputs) for the modulated pass.
-        a_1 = first.add_bias(first.linear_map(x))
+        # Clean pass (eq. 1), and W_1 F (F's columns shaped like inputs) for the modulated pass:
+        # from one product W_1 [x; Fᵀ] when the batch is narrower than the layer (copying x,
+        # n × i, costs less than reading W_1, o × i, twice), else from two, copying nothing.
         if self.perturbation == "error":
-            W1_F = first.linear_map(F.T.reshape(c, *x.shape[1:]))
+            F_cols = F.T.reshape(c, *x.shape[1:])
+            if not self.stack.conv and n < first.weight.shape[0]:
+                a_1, W1_F = first.linear_map(torch.cat([x, F_cols])).split([n, c])
+            else:
+                a_1, W1_F = first.linear_map(x), first.linear_map(F_cols)
+        else:
+            a_1 = first.linear_map(x)
+        a_1 = first.add_bias(a_1)
         clean_masks = masks.first_pass()
         clean = [first.activate(a_1, next(clean_masks))]
         for layer, mask in zip(hidden, clean_masks, strict=True):

@@ -1,5 +1,9 @@
 """Peak memory of training steps: measured in a fresh process on CPU, one row per rule."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from bpfree.bench import memory
@@ -56,3 +60,34 @@ def test_what_is_measured_names_the_counter():
     assert "VmHWM" in what_is_measured("cpu", 3)
     assert "3 training steps" in what_is_measured("cpu", 3)
     assert "CUDA memory allocated" in what_is_measured("cuda", 2)
+
+
+# Measures several (rule, depth) peaks in one fresh process (cheaper than one process each): the
+# peak resident set size is reset before each, and freed blocks leave it (memory._child_env).
+_PEAKS = """
+import json, sys, torch
+from bpfree.bench.memory import rss_peak_mib
+from bpfree.bench.suites import Setting
+torch.set_num_threads(1)
+peaks = {f"{rule} {depth}": rss_peak_mib(rule, Setting("mlp", (512,), 1024, (512,) * depth), 1)
+         for rule, depth in json.loads(sys.argv[1])}
+print(json.dumps(peaks))
+"""
+
+
+def test_time_local_and_forward_forward_steps_hold_memory_flat_in_depth():
+    """Time-local PEPITA and FF hold one layer's tensors at a time: six hidden layers of 512
+    peak no higher than two. BP keeps every layer's activations for its backward pass, which
+    shows the measurement sees depth: 1024 × 512 floats (2 MiB) per kept tensor and layer."""
+    pairs = [(rule, depth) for rule in ("bp", "pepita-time-local", "ff") for depth in (2, 6)]
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAKS, json.dumps(pairs)],
+        capture_output=True,
+        text=True,
+        env=memory._child_env(),
+        check=True,
+    )
+    peak = json.loads(done.stdout.strip().splitlines()[-1])
+    assert peak["bp 6"] > peak["bp 2"] + 8
+    assert peak["pepita-time-local 6"] <= peak["pepita-time-local 2"] + 1
+    assert peak["ff 6"] <= peak["ff 2"] + 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -139,7 +139,7 @@ class FF(ForwardOnlyRule):
         batch_shape = x.shape
         x = self.model.flatten(x)
         self.check_labels(x, y)
-        masks = self.stack.dropout_masks(x.shape[0], x)
+        masks = self.stack.replayable_masks(x.shape[0], x)  # drawn layer by layer, twice
         if self.negatives == "label":
             return self.step_label(x, y, masks)
         image_shape = resolve_image_shape(self.image_shape, batch_shape)
@@ -148,7 +148,7 @@ class FF(ForwardOnlyRule):
         return self.step_hybrid(x, negative, y, masks)
 
     def step_label(
-        self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor | None]
+        self, x: torch.Tensor, y: torch.Tensor, masks: Callable[[], Iterator[torch.Tensor | None]]
     ) -> StepResult:
         """Label mode: positive embed(x, y), negative embed(x, ŷ), read off every label's pass."""
         n, c = x.shape[0], self.num_classes
@@ -157,9 +157,10 @@ class FF(ForwardOnlyRule):
         rows = torch.arange(n, device=x.device)
         sign = x.new_tensor(SIGNS).unsqueeze(1)
         scores, loss = x.new_zeros(n, c), x.new_zeros(())
-        walked = self.label_walk(x, masks)
-        passes = zip(self.stack.hidden, masks, self.thresholds, walked, strict=True)
-        for l, (layer, mask, theta, (pre, a, h)) in enumerate(passes):
+        walked = self.label_walk(x, masks())
+        layers = zip(self.stack.hidden, self.thresholds, masks(), strict=True)
+        for l, (layer, theta, mask) in enumerate(layers):
+            pre, a, h = next(walked)  # not through zip, which would hold the layer below (walk)
             G = goodness(h)  # (n, c): every label's goodness
             if l in self.goodness_layers:
                 scores += G
@@ -184,20 +185,20 @@ class FF(ForwardOnlyRule):
         x: torch.Tensor,
         negative: torch.Tensor,
         y: torch.Tensor,
-        masks: list[torch.Tensor | None],
+        masks: Callable[[], Iterator[torch.Tensor | None]],
     ) -> StepResult:
         """Hybrid mode: positive x, negative hybrids; the head learns by the delta rule."""
         n = x.shape[0]
         sign = x.new_tensor(SIGNS).unsqueeze(1)
         loss = x.new_zeros(())
-        stacked = walk(self.stack.hidden, torch.stack([x, negative]), masks)  # (2, n, ·)
-        for layer, mask, theta, (pre, a, h) in zip(
-            self.stack.hidden, masks, self.thresholds, stacked, strict=True
-        ):
+        stacked = walk(self.stack.hidden, torch.stack([x, negative]), masks())  # (2, n, ·)
+        for layer, theta, mask in zip(self.stack.hidden, self.thresholds, masks(), strict=True):
+            pre, a, h = next(stacked)
             layer_loss, dG = ff_loss(goodness(h), sign, theta, n)
             delta = goodness_delta(layer, a, h, dG, mask)
             write_summed_grad(layer, n, (delta.flatten(0, 1), pre.flatten(0, 1)))
             loss += layer_loss
+            del pre, a, delta  # h is kept: the head reads the last layer's
         features = normalise(h[0])  # ĥ_{L−1} of the positive pass
         logits = self.stack.output.forward(features, None)
         head_loss, e = head_error(logits, y, self.num_classes)
@@ -209,19 +210,20 @@ class FF(ForwardOnlyRule):
         """Label mode: Σ_{l ∈ goodness_layers} G_l(embed(x, k)) for each label k, (n, c).
         Hybrid mode: the head's logits on ĥ_{L−1}."""
         x = self.model.flatten(x)
-        masks = self.stack.dropout_masks(x.shape[0], x)
+        masks = self.stack.dropout_mask_stream(x.shape[0], x)
         if self.negatives == "hybrid":
             return head_logits(self.stack.hidden, self.stack.output, x, masks)
         scores = x.new_zeros(x.shape[0], self.num_classes)
-        for l, (_, _, h) in enumerate(self.label_walk(x, masks)):
+        walked = self.label_walk(x, masks)
+        for l in range(self.goodness_layers[-1] + 1):
+            _, _, h = next(walked)
             if l in self.goodness_layers:
                 scores += goodness(h)
-            if l == self.goodness_layers[-1]:
-                break
+            del h
         return scores
 
     def label_walk(
-        self, x: torch.Tensor, masks: list[torch.Tensor | None]
+        self, x: torch.Tensor, masks: Iterable[torch.Tensor | None]
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Every label's pass at once: (input, a, h) of each hidden layer, a and h (n, c, o).
 
@@ -231,16 +233,17 @@ class FF(ForwardOnlyRule):
         """
         c = self.num_classes
         first, *rest = self.stack.hidden
-        masks = [None if mask is None else mask.unsqueeze(1) for mask in masks]
+        masks = (None if mask is None else mask.unsqueeze(1) for mask in masks)
         x0 = x.clone()
         x0[:, :c] = 0.0
         weight = first.linear.weight
         a = F.linear(x0, weight, first.linear.bias).unsqueeze(1) + weight[:, :c].T  # (n, c, o)
-        h = first.activate(a, masks[0])
+        h = first.activate(a, next(masks))
         yield x0, a, h
-        h = normalise(h)
         del a, x0  # not held while the deeper layers are walked
-        yield from walk(rest, h, masks[1:])
+        deeper = walk(rest, normalise(h), masks)
+        del h  # the walk holds ĥ₁ alone, and frees it after the second layer
+        yield from deeper
 
     def extra_repr(self) -> str:
         shown = (

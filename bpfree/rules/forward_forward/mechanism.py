@@ -25,8 +25,7 @@ and negative passes carry a leading axis of 2 (row 0 positive, row 1 negative).
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -96,7 +95,7 @@ def normalise(h: torch.Tensor) -> torch.Tensor:
     """ĥ = √o h / (‖h‖₂ + ε) along the last axis (o units): the direction of the activity at a
     root-mean-square of 1, its length removed."""
     norm = torch.linalg.vector_norm(h, dim=-1, keepdim=True).add_(NORM_EPS)
-    return h * (h.shape[-1] ** 0.5) / norm
+    return h / norm.div_(h.shape[-1] ** 0.5)  # one temporary of h's size, not two
 
 
 def ff_loss(
@@ -129,19 +128,22 @@ def goodness_delta(
 
 
 def walk(
-    layers: Sequence[DenseLayer], h: torch.Tensor, masks: Sequence[torch.Tensor | None]
+    layers: Sequence[DenseLayer], h: torch.Tensor, masks: Iterable[torch.Tensor | None]
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """The FF network: yields (input, a, h) of each layer, the next layer's input being ĥ.
 
     Any leading axes ride along (a stacked (2, n, i) positive/negative batch, or (n, c, i) for
     one pass per label); each mask must broadcast against its layer's output. Only one layer's
-    tensors are alive at a time, so memory does not grow with depth.
+    tensors are alive at a time, so memory does not grow with depth, provided the consumer drops
+    a layer's tuple before asking for the next: take the layers with ``next(...)`` or a plain
+    ``for`` and ``del`` the names, not through ``zip`` or ``enumerate``, whose cached result
+    tuple would hold the previous layer while the next one is computed.
     """
     for layer, mask in zip(layers, masks, strict=True):
         a = F.linear(h, layer.linear.weight, layer.linear.bias)
         out = layer.activate(a, mask)
         yield h, a, out
-        del a  # freed before the next layer's are made
+        del a  # freed before the next layer's are made; the input goes as ĥ replaces it
         h = normalise(out)
         del out
 
@@ -196,8 +198,11 @@ def head_logits(
     hidden: Sequence[DenseLayer],
     head: DenseLayer,
     x: torch.Tensor,
-    masks: Sequence[torch.Tensor | None],
+    masks: Iterable[torch.Tensor | None],
 ) -> torch.Tensor:
     """The head's logits (n, c) on ĥ_{L−1}, the normalised activity of the last hidden layer."""
-    _, _, h = deque(walk(hidden, x, masks), maxlen=1).pop()  # keeps only the last layer's
+    walked = walk(hidden, x, masks)
+    for _ in hidden[:-1]:
+        next(walked)  # each layer's tensors dropped as soon as they are made
+    _, _, h = next(walked)
     return head.forward(normalise(h), None)

@@ -103,7 +103,9 @@ class FFTopDown(ForwardOnlyRule):
         self.check_labels(x, y)
         n, s = x.shape[0], self.sign
         first, *rest = self.stack.hidden
-        masks = self.stack.dropout_masks(n, x)
+        masks = self.stack.replayable_masks(n, x)  # the same masks for both passes
+        clean_masks = masks()
+        first_mask = next(clean_masks)
         sign = x.new_tensor(SIGNS).unsqueeze(1)
 
         # Clean (positive) pass, with (W₁ F)ᵀ for the negative pass from the same product.
@@ -111,8 +113,8 @@ class FFTopDown(ForwardOnlyRule):
         a_1, W1_F_T = both.split([n, self.num_classes])
         if first.linear.bias is not None:
             a_1 = a_1 + first.linear.bias
-        clean = [(x, a_1, first.activate(a_1, masks[0]))]
-        clean += walk(rest, normalise(clean[0][2]), masks[1:])
+        clean = [(x, a_1, first.activate(a_1, first_mask))]
+        clean += walk(rest, normalise(clean[0][2]), clean_masks)
         features = normalise(clean[-1][2])
         logits = self.stack.output.forward(features, None)
         loss, e = head_error(logits, y, self.num_classes)
@@ -120,10 +122,10 @@ class FFTopDown(ForwardOnlyRule):
 
         # Negative pass on x + s F e, each layer trained as soon as both its passes are known.
         a_neg = torch.addmm(a_1, e, W1_F_T, alpha=s)  # W₁ (x + s F e) = W₁ x + s (W₁ F) e
-        h_neg = first.activate(a_neg, masks[0])
+        h_neg = first.activate(a_neg, first_mask)
         pre_neg = None
         for l, (layer, mask, theta, (pre, a, h)) in enumerate(
-            zip(self.stack.hidden, masks, self.thresholds, clean, strict=True)
+            zip(self.stack.hidden, masks(), self.thresholds, clean, strict=True)
         ):
             if l > 0:
                 pre_neg = normalise(h_neg)
@@ -145,7 +147,7 @@ class FFTopDown(ForwardOnlyRule):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The head's logits on ĥ_{L−1}: the network ``step`` trains, normalised between layers."""
         x = self.model.flatten(x)
-        masks = self.stack.dropout_masks(x.shape[0], x)
+        masks = self.stack.dropout_mask_stream(x.shape[0], x)
         return head_logits(self.stack.hidden, self.stack.output, x, masks)
 
     def extra_repr(self) -> str:

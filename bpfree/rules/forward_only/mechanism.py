@@ -194,13 +194,19 @@ class LayerStack:
     def replayable_masks(self, n: int, like: torch.Tensor) -> Callable[[], Iterator]:
         """A function giving, at each call, the same stream of one dropout mask per hidden layer
         (as ``dropout_mask_stream``): passes that share their masks draw them layer by layer and
-        none is held beyond its layer. The stream's seed comes from torch's global generator,
-        drawn only where a mask will be (so a rule without dropout leaves that generator alone)."""
+        none is held beyond its layer. Each stream has its own generator, so streams may be read
+        interleaved (a pass and the update that follows it layer by layer). The seed comes from
+        torch's global generator, drawn only where a mask will be (so a rule without dropout
+        leaves that generator alone)."""
         if not self.model.training or all(layer.dropout == 0.0 for layer in self.hidden):
             return lambda: self.dropout_mask_stream(n, like)
         seed = int(torch.randint(2**62, ()))
-        generator = torch.Generator(device=like.device)
-        return lambda: self.dropout_mask_stream(n, like, generator.manual_seed(seed))
+
+        def replay() -> Iterator[torch.Tensor | None]:
+            generator = torch.Generator(device=like.device).manual_seed(seed)
+            return self.dropout_mask_stream(n, like, generator)
+
+        return replay
 
     def dropout_mask_stream(
         self, n: int, like: torch.Tensor, generator: torch.Generator | None = None

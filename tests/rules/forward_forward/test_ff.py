@@ -46,7 +46,7 @@ def step_and_replay(rule, x, y, draw):
     torch.manual_seed(5)
     result = rule.step(x, y)
     torch.manual_seed(5)
-    masks = rule.stack.dropout_masks(x.shape[0], x)
+    masks = list(rule.stack.replayable_masks(x.shape[0], x)())
     if state is None:
         return result, masks, None
     rule.stream.state.copy_(state)

@@ -33,11 +33,15 @@ class PEPITATimeLocal(ForwardOnlyRule):
     its own): one optimizer step per layer and pass, each touching only that layer's parameters,
     so momentum sees both terms of a batch and weight decay acts twice per batch. ``step``
     leaves every ``.grad`` at ``None``, so the caller's own ``optimizer.step()`` changes nothing.
-    As the learning rate goes to 0 the two steps add up to PEPITA-Hebbian's update. Prefer plain
-    SGD: the two terms are large and nearly opposite, and a momentum buffer carries a fraction of
-    the first into the second step (0.9 h_l h_{l−1}ᵀ with momentum 0.9), so they no longer
-    cancel; on MNIST 784-1024-10 at lr 0.1 with momentum 0.9 the hidden layer died within an
-    epoch and the network stayed at chance.
+    As the learning rate goes to 0 the two steps add up to PEPITA-Hebbian's update; at a
+    finite one they do not, and the learning rate must stay small. The clean-pass step moves
+    W_1 by −(η/n) Σ_j h_j x_jᵀ before the modulated pass reads it, which shifts that pass's
+    pre-activation of sample i by −(η/n) Σ_j h_j (x_j · x_i^err), an anti-Hebbian term
+    proportional to η that the error signal s W_1 F e must outweigh. On an MNIST batch of 64
+    at initialisation (784-1024-10, f_scale 0.05) the shift is 285x that signal at η = 0.1,
+    28x at 1e-2 and 2.8x at 1e-3: at η = 0.1 the network stays near chance, at 1e-3 it learns
+    (85 % after 3 epochs). Momentum helps: it multiplies the learning speed by 1 / (1 − β)
+    while the shift, made by one step, stays proportional to η.
 
     Args:
         model: a ``bpfree.models.MLP`` (or a model shaped like it).

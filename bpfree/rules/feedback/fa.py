@@ -24,13 +24,15 @@ class FA(FeedbackRule):
         ΔW_l = δ_l h_{l−1}ᵀ                     (averaged over the batch)
     Only the Linear and Conv2d backward changes; every other op keeps its exact derivative.
     B_l is drawn from the distribution of W_l (uniform in ±√(6 / fan_in)); with ``sparsity`` a
-    fixed random fraction of its entries is zero (PFA paper Sec. 7). The first layer's B is kept
-    for uniformity but unused when that layer's input is data.
+    fixed random fraction of its entries is zero (PFA paper Sec. 7); ``scale`` multiplies every
+    B_l (0 leaves only the last layer learning, on frozen layers below). The first layer's B is
+    kept for uniformity but unused when that layer's input is data.
 
     Args:
         model: any ``nn.Module`` whose weighted layers are Linear or Conv2d (norm layers exact).
         seed: seed of the generator drawing the B_l.
         sparsity: fraction of feedback weights held at zero, in [0, 1).
+        scale: factor on every B_l, non-negative (1: W_l's distribution).
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
@@ -49,14 +51,18 @@ class FA(FeedbackRule):
         *,
         seed: int = 0,
         sparsity: float = 0.0,
+        scale: float = 1.0,
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
         self.sparsity = check_sparsity(sparsity)
+        if not scale >= 0.0:
+            raise ValueError(f"scale must be non-negative, got {scale!r}")
+        self.scale = scale
         generator = feedback_generator(seed, self.name)
         feedback = []
         for layer in self.layers:
-            b = he_uniform_like_transposed(layer.weight, generator)
+            b = he_uniform_like_transposed(layer.weight, generator).mul_(scale)
             if self.sparsity:
                 b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
             feedback.append(b)

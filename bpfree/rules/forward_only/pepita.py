@@ -16,7 +16,7 @@ from bpfree.rules.forward_only.mechanism import (
 )
 from bpfree.rules.registry import register
 
-PERTURBATIONS = ("error", "random")
+PERTURBATIONS = ("error", "projected-random", "random")
 
 
 def uniform_feedback(
@@ -55,10 +55,12 @@ class PEPITA(ForwardOnlyRule):
     weight decay is the optimizer's and its activation normalisation the model's
     (``MLP(..., normalization="frobenius" | "per-sample")``), applied in both passes.
 
-    Ablations (ICML App. D): ``f_scale=0`` is F = 0 (only the last layer learns);
-    ``perturbation="random"`` modulates the input with k·r instead of s F e, r uniform in
-    [−1, 1) drawn afresh for every sample of every batch (from torch's global generator, like
-    the dropout masks, so that a resumed run continues the same stream), k = ``amplitude``.
+    Ablations (ICML App. D), k = ``amplitude``, r drawn afresh for every sample of every batch
+    (from torch's global generator, like the dropout masks, so that a resumed run continues
+    the same stream); the last layer still learns from e (eq. 5):
+        F = 0:                  ``f_scale=0``, only the last layer learns (eq. 10)
+        "projected-random":     h_0^err = x + s F (k r), r uniform in [0, 1)^c   (eq. 11)
+        "random":               h_0^err = x + k r, r uniform in [−1, 1)^i        (Fig. 5's caption)
 
     Args:
         model: a ``bpfree.models.MLP`` (or a model shaped like it).
@@ -68,8 +70,9 @@ class PEPITA(ForwardOnlyRule):
         output_error: ``"clean"`` (e of eq. 5, Algorithm 1) or ``"modulated"`` (softmax(h_L^err)
             − t, as the ICML tutorial code does).
         f_scale: F is uniform in ±f_scale·√(6 / i) (ICML Table 2: 0.05).
-        perturbation: ``"error"`` (PEPITA) or ``"random"`` (the App. D ablation).
-        amplitude: k of the random perturbation.
+        perturbation: ``"error"`` (PEPITA), ``"projected-random"`` or ``"random"`` (the App. D
+            ablations above).
+        amplitude: k of the random perturbations.
         seed: seed of the generator drawing F.
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
@@ -105,7 +108,9 @@ class PEPITA(ForwardOnlyRule):
         if output_error not in ("clean", "modulated"):
             raise ValueError(f"output_error must be 'clean' or 'modulated', got {output_error!r}")
         if perturbation not in PERTURBATIONS:
-            raise ValueError(f"perturbation must be 'error' or 'random', got {perturbation!r}")
+            raise ValueError(
+                f"perturbation must be one of {', '.join(PERTURBATIONS)}, got {perturbation!r}"
+            )
         if not amplitude >= 0.0:
             raise ValueError(f"amplitude must be non-negative, got {amplitude!r}")
         self.sign, self.presynaptic, self.output_error = sign, presynaptic, output_error
@@ -130,7 +135,8 @@ class PEPITA(ForwardOnlyRule):
         # Clean pass (eq. 1), and W_1 F (F's columns shaped like inputs) for the modulated pass:
         # from one product W_1 [x; Fᵀ] when the batch is narrower than the layer (copying x,
         # n × i, costs less than reading W_1, o × i, twice), else from two, copying nothing.
-        if self.perturbation == "error":
+        through_F = self.perturbation != "random"
+        if through_F:
             F_cols = F.T.reshape(c, *x.shape[1:])
             if not self.stack.conv and n < first.weight.shape[0]:
                 a_1, W1_F = first.linear_map(torch.cat([x, F_cols])).split([n, c])
@@ -148,30 +154,34 @@ class PEPITA(ForwardOnlyRule):
         p = log_p.exp()
         e = p - t  # e = softmax(h_L) − t
         loss = -log_p.gather(1, y.unsqueeze(1)).mean()
+        if self.perturbation == "projected-random":  # eq. 11: F (k r) in F e's place
+            e_in = torch.rand(n, c, dtype=x.dtype, device=x.device).mul_(self.amplitude)
+        else:
+            e_in = e  # the error F projects onto the input
 
         # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e, formed in a_1's place
         # (unless the activation returned a_1 itself) so the step holds one pre-activation.
         if clean[0].untyped_storage().data_ptr() == a_1.untyped_storage().data_ptr():
             a_1 = a_1.clone()
-        if self.perturbation == "error":
-            a_1.view(n, -1).addmm_(e, W1_F.view(c, -1), alpha=s)  # 'nc,c...->n...'
+        if through_F:
+            a_1.view(n, -1).addmm_(e_in, W1_F.view(c, -1), alpha=s)  # 'nc,c...->n...'
         else:  # ICML App. D: x + k r
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
             a_1.add_(first.linear_map(kr))
         modulated_masks = masks.second_pass()
         h_err = first.activate(a_1, next(modulated_masks))
         del a_1
-        if self.perturbation == "error" and not self.stack.conv and n >= h_err.shape[1]:
+        if through_F and not self.stack.conv and n >= h_err.shape[1]:
             # Eq. 3 without forming x + s F e (n, i) when the batch is at least as wide as the
             # layer, an extra pass over ΔW_1 (o, i) being then the smaller cost: for terms
             # postᵀ x + post_errᵀ (x + s F e), add s (post_errᵀ e) Fᵀ to postᵀ x (+ post_errᵀ x).
             post, post_err = self.first_layer_terms(clean[0], h_err)
             write_outer_grad(first, post, x, n)
             if post_err is not None:
-                first.weight.grad.addmm_(post_err.T.mm(e), F.T, alpha=s / n)
+                first.weight.grad.addmm_(post_err.T.mm(e_in), F.T, alpha=s / n)
             del post, post_err
         else:
-            x_err = x + (e.mm(F.T).view_as(x).mul_(s) if self.perturbation == "error" else kr)
+            x_err = x + (e_in.mm(F.T).view_as(x).mul_(s) if through_F else kr)
             self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
         for l, (layer, mask) in enumerate(zip(hidden, modulated_masks, strict=True), start=1):
             pre = clean[l - 1] if self.uses_clean_presynaptic else None
@@ -246,6 +256,6 @@ class PEPITA(ForwardOnlyRule):
             f"{super().extra_repr()}, sign={self.sign:+d}, presynaptic={self.presynaptic!r}, "
             f"output_error={self.output_error!r}"
         )
-        if self.perturbation == "random":
-            text += f", perturbation='random', amplitude={self.amplitude}"
+        if self.perturbation != "error":
+            text += f", perturbation={self.perturbation!r}, amplitude={self.amplitude}"
         return text

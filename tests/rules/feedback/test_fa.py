@@ -89,3 +89,20 @@ def test_feedback_seeded_like_the_model_is_still_random():
     rule = FA(model, seed=0)
     rule.step(torch.randn(4, 30), torch.tensor([0, 1, 2, 3]))
     assert all(stats["angle"] > 70 for stats in rule.alignment().values())
+
+
+def test_feedback_scale_scales_the_hidden_update_and_zero_freezes_it():
+    """One hidden layer: δ_1 = (s B_2 e) ⊙ σ′(a_1), so the hidden update is s times FA's and the
+    last layer's is BP's whatever s."""
+    x, y = torch.randn(9, 6, dtype=torch.float64), torch.arange(9) % 3
+    grads = {}
+    for scale in (1.0, 0.25, 0.0):
+        model = MLP((6, 5, 3), dropout=0.0, generator=torch.Generator().manual_seed(0)).double()
+        FA(model, scale=scale).double().step(x, y)
+        grads[scale] = [p.grad.clone() for p in model.parameters()]
+    torch.testing.assert_close(grads[0.25][0], 0.25 * grads[1.0][0], rtol=1e-12, atol=1e-15)
+    assert torch.count_nonzero(grads[0.0][0]) == 0 and torch.count_nonzero(grads[1.0][0]) > 0
+    for g in (grads[0.25][-1], grads[0.0][-1]):
+        torch.testing.assert_close(g, grads[1.0][-1], rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="scale must be non-negative"):
+        FA(MLP((6, 5, 3)), scale=-1.0)

@@ -102,6 +102,26 @@ def test_random_perturbation_modulates_the_input_with_k_r():
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [3, 7])  # narrower and wider than the first layer (5)
+def test_projected_random_perturbation_modulates_the_input_with_F_k_r(n):
+    """ICML App. D eq. 11: h_0^err = x + F (k r), r uniform in [0, 1)^c; the output layer still
+    learns from the clean error e (eq. 5)."""
+    x, y = batch64(n=n)
+    model = model64()
+    rule = PEPITA(model, perturbation="projected-random", amplitude=0.3, f_scale=3.0).double()
+    torch.manual_seed(5)
+    rule.step(x, y)
+    torch.manual_seed(5)
+    r = torch.rand(n, 3, dtype=x.dtype)
+    clean, _, p, t = passes(model, rule.F, x, y, sign=1)
+    hs = [x + 0.3 * r @ rule.F.T]
+    for block in model.blocks:
+        hs.append(block(hs[-1]))
+    expected = [(clean[l] - hs[l]).T @ hs[l - 1] / n for l in (1, 2)] + [(p - t).T @ hs[-1] / n]
+    for got, want in zip(grads(model), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_time_local_steps_add_up_to_hebbian_as_the_learning_rate_vanishes():
     x, y = batch64()
     reference = model64()

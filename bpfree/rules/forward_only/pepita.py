@@ -155,16 +155,16 @@ class PEPITA(ForwardOnlyRule):
         e = p - t  # e = softmax(h_L) − t
         loss = -log_p.gather(1, y.unsqueeze(1)).mean()
         if self.perturbation == "projected-random":  # eq. 11: F (k r) in F e's place
-            e_in = torch.rand(n, c, dtype=x.dtype, device=x.device).mul_(self.amplitude)
+            projected = torch.rand(n, c, dtype=x.dtype, device=x.device).mul_(self.amplitude)
         else:
-            e_in = e  # the error F projects onto the input
+            projected = e  # what F projects onto the input: the error
 
         # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e, formed in a_1's place
         # (unless the activation returned a_1 itself) so the step holds one pre-activation.
         if clean[0].untyped_storage().data_ptr() == a_1.untyped_storage().data_ptr():
             a_1 = a_1.clone()
         if through_F:
-            a_1.view(n, -1).addmm_(e_in, W1_F.view(c, -1), alpha=s)  # 'nc,c...->n...'
+            a_1.view(n, -1).addmm_(projected, W1_F.view(c, -1), alpha=s)  # 'nc,c...->n...'
         else:  # ICML App. D: x + k r
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
             a_1.add_(first.linear_map(kr))
@@ -178,10 +178,10 @@ class PEPITA(ForwardOnlyRule):
             post, post_err = self.first_layer_terms(clean[0], h_err)
             write_outer_grad(first, post, x, n)
             if post_err is not None:
-                first.weight.grad.addmm_(post_err.T.mm(e_in), F.T, alpha=s / n)
+                first.weight.grad.addmm_(post_err.T.mm(projected), F.T, alpha=s / n)
             del post, post_err
         else:
-            x_err = x + (e_in.mm(F.T).view_as(x).mul_(s) if through_F else kr)
+            x_err = x + (projected.mm(F.T).view_as(x).mul_(s) if through_F else kr)
             self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
         for l, (layer, mask) in enumerate(zip(hidden, modulated_masks, strict=True), start=1):
             pre = clean[l - 1] if self.uses_clean_presynaptic else None

@@ -16,8 +16,9 @@ Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes, p 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -71,14 +72,27 @@ class DenseLayer:
         return h if self.normalize is None else self.normalize(h)
 
 
+# What a filter's summed products are divided by, from the batch size n and the number p of
+# output positions: ICML 2022 Sec. 3.3 step 3 ("divided by the number of summed products", n·p),
+# or what the ICML code (GiorgiaD/PEPITA, main_pytorch.py) divides by: `compute_delta_w_conv`
+# averages over the batch and the positions (or √p with its --sqrt_conv), then the weight change
+# is divided by the batch size once more.
+CONV_AVERAGES: dict[str, Callable[[int, int], float]] = {
+    "products": lambda n, p: n * p,
+    "reference-code": lambda n, p: n * n * p,
+    "reference-code-sqrt": lambda n, p: n * n * math.sqrt(p),
+}
+
+
 @dataclass(frozen=True)
 class ConvLayer:
     """A convolution as a forward-only rule walks it: h = σ(W ⋆ P(h_prev) + b), no dropout.
 
     Its update for a post-synaptic map δ (n, o, p) and presynaptic maps (ICML 2022 Sec. 3.3):
     for every output element, δ times the input patch the filter saw there; all these products
-    summed, then divided by their number n·p. The sum is one correlation of the input with δ,
-    ``conv2d_weight``, the same one a convolution's weight gradient is.
+    summed, then divided by their number n·p (``average="products"``; the other entries of
+    ``CONV_AVERAGES`` divide as the paper's code does). The sum is one correlation of the input
+    with δ, ``conv2d_weight``, the same one a convolution's weight gradient is.
     """
 
     conv: nn.Conv2d
@@ -86,6 +100,7 @@ class ConvLayer:
     pool: nn.Module | None = None
     dropout: float = 0.0
     normalize: None = None
+    average: str = "products"
 
     @property
     def weight(self) -> nn.Parameter:
@@ -108,14 +123,16 @@ class ConvLayer:
         return self.activation(a)
 
     def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
-        """ΔW[o, i, k] = Σ_{n,p} δ[n, o, p] P(pre)[n, i, p + k] / (n·p); Δb = Σ δ / (n·p)."""
-        c, positions = self.conv, post.shape[-2] * post.shape[-1]
+        """ΔW[o, i, k] = Σ_{n,p} δ[n, o, p] P(pre)[n, i, p + k] / (n·p); Δb = Σ δ / (n·p)
+        (n·p as ``average`` says)."""
+        c = self.conv
+        divisor = CONV_AVERAGES[self.average](n, post.shape[-2] * post.shape[-1])
         delta = torch.nn.grad.conv2d_weight(
             self.inputs(pre), c.weight.shape, post, c.stride, c.padding, c.dilation, c.groups
         )
-        grad_buffer(c.weight).copy_(delta).div_(n * positions)
+        grad_buffer(c.weight).copy_(delta).div_(divisor)
         if c.bias is not None:
-            torch.sum(post, dim=(0, 2, 3), out=grad_buffer(c.bias)).div_(n * positions)
+            torch.sum(post, dim=(0, 2, 3), out=grad_buffer(c.bias)).div_(divisor)
 
 
 class LayerStack:
@@ -160,6 +177,17 @@ class LayerStack:
     @property
     def layers(self) -> list[DenseLayer | ConvLayer]:
         return [*self.hidden, self.output]
+
+    def average_conv_updates(self, average: str) -> None:
+        """Divide every convolution's summed products as ``CONV_AVERAGES[average]`` says."""
+        if average not in CONV_AVERAGES:
+            raise ValueError(
+                f"conv_average must be one of {', '.join(CONV_AVERAGES)}, got {average!r}"
+            )
+        self.hidden = [
+            replace(layer, average=average) if isinstance(layer, ConvLayer) else layer
+            for layer in self.hidden
+        ]
 
     @property
     def input_features(self) -> int:

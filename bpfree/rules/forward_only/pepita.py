@@ -73,6 +73,11 @@ class PEPITA(ForwardOnlyRule):
         perturbation: ``"error"`` (PEPITA), ``"projected-random"`` or ``"random"`` (the App. D
             ablations above).
         amplitude: k of the random perturbations.
+        conv_average: on a conv net, what a filter's summed products are divided by:
+            ``"products"``, their number n·p (Sec. 3.3 step 3); ``"reference-code"``, n²·p, as
+            the ICML code does (it averages over batch and positions, then divides by the batch
+            size again: at batch 100 the filters learn 100 times slower); or
+            ``"reference-code-sqrt"``, n²·√p (that code's --sqrt_conv).
         seed: seed of the generator drawing F.
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
@@ -98,11 +103,13 @@ class PEPITA(ForwardOnlyRule):
         f_scale: float = 0.05,
         perturbation: str = "error",
         amplitude: float = 0.0,
+        conv_average: str = "products",
         seed: int = 0,
         num_classes: int | None = None,
     ) -> None:
         super().__init__(model, num_classes=num_classes)
         check_sign(sign)
+        self.stack.average_conv_updates(conv_average)
         if presynaptic not in ("modulated", "clean"):
             raise ValueError(f"presynaptic must be 'modulated' or 'clean', got {presynaptic!r}")
         if output_error not in ("clean", "modulated"):
@@ -115,6 +122,7 @@ class PEPITA(ForwardOnlyRule):
             raise ValueError(f"amplitude must be non-negative, got {amplitude!r}")
         self.sign, self.presynaptic, self.output_error = sign, presynaptic, output_error
         self.perturbation, self.amplitude, self.f_scale = perturbation, amplitude, f_scale
+        self.conv_average = conv_average
         first = self.stack.layers[0].weight
         self.init_feedback(self.stack.input_features, f_scale, seed, first)
 
@@ -258,4 +266,6 @@ class PEPITA(ForwardOnlyRule):
         )
         if self.perturbation != "error":
             text += f", perturbation={self.perturbation!r}, amplitude={self.amplitude}"
+        if self.conv_average != "products":
+            text += f", conv_average={self.conv_average!r}"
         return text

@@ -24,11 +24,17 @@ def per_position_update(delta: torch.Tensor, inputs: torch.Tensor, k: int) -> to
     return total / (count / maps)  # products per filter: n · positions
 
 
+# The ICML code's divisor over the paper's n·p, for a batch of 2 and 4 × 4 output positions.
+REFERENCE_CODE_FACTORS = {"products": 1.0, "reference-code": 1 / 2, "reference-code-sqrt": 4 / 2}
+
+
 @pytest.mark.parametrize("sign", [1, -1])
-def test_vectorised_filter_update_equals_the_per_position_definition(sign):
+@pytest.mark.parametrize("conv_average", list(REFERENCE_CODE_FACTORS))
+def test_vectorised_filter_update_equals_the_per_position_definition(sign, conv_average):
     generator = torch.Generator().manual_seed(0)
     model = PepitaConvNet(2, 3, image_size=8, generator=generator).double()
-    rule = bpfree.build("pepita", model, sign=sign, f_scale=5.0).double()
+    rule = bpfree.build("pepita", model, sign=sign, f_scale=5.0, conv_average=conv_average)
+    rule = rule.double()
     x = torch.rand(2, 2, 8, 8, generator=generator, dtype=torch.float64)
     y = torch.tensor([0, 2])
     rule.step(x, y)
@@ -40,7 +46,7 @@ def test_vectorised_filter_update_equals_the_per_position_definition(sign):
     x_err = x + sign * (e @ rule.F.T).view_as(x)  # modulated input x + s F e
     h_err = torch.relu(torch.nn.functional.conv2d(x_err, conv.weight))
 
-    expected = per_position_update(h - h_err, x_err, k=5)
+    expected = per_position_update(h - h_err, x_err, k=5) * REFERENCE_CODE_FACTORS[conv_average]
     torch.testing.assert_close(conv.weight.grad, expected, rtol=1e-10, atol=1e-12)
     head = e.T @ pool(h_err).flatten(1) / 2  # eq. 5 on the pooled modulated maps
     torch.testing.assert_close(linear.weight.grad, head, rtol=1e-10, atol=1e-12)
@@ -64,3 +70,8 @@ def test_conv_pepita_refuses_flat_inputs():
     rule = bpfree.build("pepita", PepitaConvNet(1, 10, image_size=28))
     with pytest.raises(ValueError, match=r"expects images \(batch, 1, h, w\)"):
         rule.step(torch.rand(4, 784), torch.zeros(4, dtype=torch.long))
+
+
+def test_conv_pepita_refuses_an_unknown_conv_average():
+    with pytest.raises(ValueError, match="conv_average must be one of products, reference-code"):
+        bpfree.build("pepita", PepitaConvNet(1, 10, image_size=28), conv_average="mean")

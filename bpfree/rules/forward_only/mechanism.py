@@ -28,6 +28,15 @@ from bpfree.models.mlp import ActivityNorm
 from bpfree.rules.base import Rule
 
 
+# σ written over its argument, for the activations of ``bpfree.models.mlp.ACTIVATIONS``.
+IN_PLACE_ACTIVATIONS: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: torch.relu_,
+    nn.Tanh: torch.tanh_,
+    nn.Sigmoid: torch.sigmoid_,
+    nn.Identity: lambda a: a,
+}
+
+
 @dataclass(frozen=True)
 class DenseLayer:
     """One layer as a forward-only rule walks it: h = N(dropout(σ(W P(h_prev) + b)))."""
@@ -55,7 +64,8 @@ class DenseLayer:
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """h_l = N(σ(W_l P(h_{l−1}) + b_l) ⊙ mask)."""
-        return self.activate(F.linear(self.inputs(h), self.linear.weight, self.linear.bias), mask)
+        a = F.linear(self.inputs(h), self.linear.weight, self.linear.bias)
+        return self.activate_(a, mask)
 
     def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
         """ΔW = postᵀ P(pre) / n and Δb = Σ post / n into the ``.grad`` buffers."""
@@ -69,6 +79,17 @@ class DenseLayer:
         h = self.activation(a)
         if mask is not None:
             h = h * mask if h is a else h.mul_(mask)
+        return h if self.normalize is None else self.normalize(h)
+
+    def activate_(self, a: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """``activate``, written over the pre-activation ``a`` where σ has an in-place form:
+        for a pre-activation nobody reads again, it saves an activity's worth of memory."""
+        in_place = IN_PLACE_ACTIVATIONS.get(type(self.activation))
+        if in_place is None:
+            return self.activate(a, mask)
+        h = in_place(a)
+        if mask is not None:
+            h.mul_(mask)
         return h if self.normalize is None else self.normalize(h)
 
 
@@ -117,10 +138,14 @@ class ConvLayer:
         return a if self.conv.bias is None else a + self.conv.bias.view(-1, 1, 1)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self.activate(self.add_bias(self.linear_map(h)), mask)
+        return self.activate_(self.add_bias(self.linear_map(h)), mask)
 
     def activate(self, a: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return self.activation(a)
+
+    def activate_(self, a: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        in_place = IN_PLACE_ACTIVATIONS.get(type(self.activation))
+        return self.activate(a, mask) if in_place is None else in_place(a)
 
     def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
         """ΔW[o, i, k] = Σ_{n,p} δ[n, o, p] P(pre)[n, i, p + k] / (n·p); Δb = Σ δ / (n·p)

@@ -177,7 +177,7 @@ class PEPITA(ForwardOnlyRule):
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
             a_1.add_(first.linear_map(kr))
         modulated_masks = masks.second_pass()
-        h_err = first.activate(a_1, next(modulated_masks))
+        h_err = first.activate_(a_1, next(modulated_masks))
         del a_1
         if through_F and not self.stack.conv and n >= h_err.shape[1]:
             # Eq. 3 without forming x + s F e (n, i) when the batch is at least as wide as the
@@ -214,15 +214,18 @@ class PEPITA(ForwardOnlyRule):
         pre_err: torch.Tensor,
         n: int,
     ) -> None:
-        """Eqs. 3-4: ΔW_l = (h_l − h_l^err) (h_{l−1}^err)ᵀ (or h_{l−1} with presynaptic clean)."""
-        write_outer_grad(layer, h - h_err, self.presynaptic_of(pre_err, pre), n)
+        """Eqs. 3-4: ΔW_l = (h_l − h_l^err) (h_{l−1}^err)ᵀ (or h_{l−1} with presynaptic clean).
+        The difference is formed in h's place unless h is read again as a presynaptic term."""
+        post = h - h_err if self.uses_clean_presynaptic else h.sub_(h_err)
+        write_outer_grad(layer, post, self.presynaptic_of(pre_err, pre), n)
 
     def first_layer_terms(
         self, h: torch.Tensor, h_err: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(post, post_err) of eq. 3 written as postᵀ x + post_errᵀ (s F e): PEPITA's
-        (h_1 − h_1^err)ᵀ (x + s F e), or (h_1 − h_1^err)ᵀ x with presynaptic "clean"."""
-        delta = h - h_err
+        (h_1 − h_1^err)ᵀ (x + s F e), or (h_1 − h_1^err)ᵀ x with presynaptic "clean"; the
+        difference formed in h's place unless h is read again as a presynaptic term."""
+        delta = h - h_err if self.uses_clean_presynaptic else h.sub_(h_err)
         return delta, delta if self.presynaptic == "modulated" else None
 
     def write_output(

@@ -75,11 +75,8 @@ print(json.dumps(peaks))
 """
 
 
-def test_time_local_and_forward_forward_steps_hold_memory_flat_in_depth():
-    """Time-local PEPITA and FF hold one layer's tensors at a time: six hidden layers of 512
-    peak no higher than two. BP keeps every layer's activations for its backward pass, which
-    shows the measurement sees depth: 1024 × 512 floats (2 MiB) per kept tensor and layer."""
-    pairs = [(rule, depth) for rule in ("bp", "pepita-time-local", "ff") for depth in (2, 6)]
+def _peaks(pairs: list[tuple[str, int]]) -> dict[str, float]:
+    """MiB peaks of one step, keyed "rule depth", measured by ``_PEAKS`` in a fresh process."""
     done = subprocess.run(
         [sys.executable, "-c", _PEAKS, json.dumps(pairs)],
         capture_output=True,
@@ -87,7 +84,28 @@ def test_time_local_and_forward_forward_steps_hold_memory_flat_in_depth():
         env=memory._child_env(),
         check=True,
     )
-    peak = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_time_local_and_forward_forward_steps_hold_memory_flat_in_depth():
+    """Time-local PEPITA and FF hold one layer's tensors at a time: six hidden layers of 512
+    peak no higher than two. BP keeps every layer's activations for its backward pass, which
+    shows the measurement sees depth: 1024 × 512 floats (2 MiB) per kept tensor and layer."""
+    pairs = [(rule, depth) for rule in ("bp", "pepita-time-local", "ff") for depth in (2, 6)]
+    peak = _peaks(pairs)
     assert peak["bp 6"] > peak["bp 2"] + 8
     assert peak["pepita-time-local 6"] <= peak["pepita-time-local 2"] + 1
     assert peak["ff 6"] <= peak["ff 2"] + 1
+
+
+def test_pepita_holds_one_activity_per_hidden_layer_fewer_than_bp():
+    """PEPITA keeps the clean activity h_l of each hidden layer until the modulated pass reaches
+    it (1024 × 512 floats, 2 MiB a layer); BP's autograd keeps more per layer (the ReLU's output
+    and the dropout's, about 5 MiB here): from two to six hidden layers PEPITA's peak grows by
+    well under BP's growth, and at six it is below BP's."""
+    pairs = [(rule, depth) for rule in ("bp", "pepita") for depth in (2, 6)]
+    peak = _peaks(pairs)
+    bp_growth, pepita_growth = peak["bp 6"] - peak["bp 2"], peak["pepita 6"] - peak["pepita 2"]
+    assert pepita_growth <= 0.6 * bp_growth
+    assert pepita_growth + 1 >= 4 * 2  # one 2 MiB activity per added layer is still held
+    assert peak["pepita 6"] < peak["bp 6"]

@@ -27,7 +27,6 @@ from torch import nn
 from bpfree.models.mlp import ActivityNorm
 from bpfree.rules.base import Rule
 
-
 # σ written over its argument, for the activations of ``bpfree.models.mlp.ACTIVATIONS``.
 IN_PLACE_ACTIVATIONS: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
     nn.ReLU: torch.relu_,
@@ -266,15 +265,19 @@ class LayerStack:
     ) -> Iterator[torch.Tensor | None]:
         """The masks of ``dropout_masks`` one layer at a time, drawn from ``generator`` (torch's
         global one by default): a pass that must not hold every mask at once redraws them from
-        a generator reset to the same seed."""
+        a generator reset to the same seed. No mask is bound to a name here while the stream is
+        suspended, so none outlives the layer that took it."""
         for layer in self.hidden:
             if not self.model.training or layer.dropout == 0.0:
                 yield None
                 continue
             keep = 1.0 - layer.dropout
             shape = (n, layer.linear.out_features)
-            mask = torch.empty(shape, dtype=like.dtype, device=like.device)
-            yield mask.bernoulli_(keep, generator=generator).div_(keep)
+            yield (
+                torch.empty(shape, dtype=like.dtype, device=like.device)
+                .bernoulli_(keep, generator=generator)
+                .div_(keep)
+            )
 
 
 class SharedMasks:
@@ -290,14 +293,18 @@ class SharedMasks:
         self._dtype = like.dtype
 
     def first_pass(self) -> Iterator[torch.Tensor | None]:
-        for mask in self._stream:
-            self._kept.append(None if mask is None else mask != 0)
-            yield mask
+        yield from map(self._remember, self._stream)  # binds no mask while suspended
 
     def second_pass(self) -> Iterator[torch.Tensor | None]:
-        for l, keep in enumerate(self._keep):
-            kept, self._kept[l] = self._kept[l], None
-            yield None if kept is None else kept.to(self._dtype).div_(keep)
+        yield from map(self._rebuild, range(len(self._keep)))
+
+    def _remember(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        self._kept.append(None if mask is None else mask != 0)
+        return mask
+
+    def _rebuild(self, l: int) -> torch.Tensor | None:
+        kept, self._kept[l] = self._kept[l], None
+        return None if kept is None else kept.to(self._dtype).div_(self._keep[l])
 
 
 def _is_dense_block(block: nn.Module) -> bool:

@@ -153,11 +153,15 @@ class PEPITA(ForwardOnlyRule):
         else:
             a_1 = first.linear_map(x)
         a_1 = first.add_bias(a_1)
+        # h_1 is not held through the clean pass: the modulated pass recomputes it from a_1,
+        # which that pass needs anyway, so the step holds one activity fewer.
         clean_masks = masks.first_pass()
-        clean = [first.activate(a_1, next(clean_masks))]
-        for layer, mask in zip(hidden, clean_masks, strict=True):
-            clean.append(layer.forward(clean[-1], mask))
-        logits = self.stack.output.forward(clean[-1], None)
+        h, clean = first.activate(a_1, next(clean_masks)), [None]
+        for layer in hidden:  # next(): no loop variable holds a mask beyond its layer
+            h = layer.forward(h, next(clean_masks))
+            clean.append(h)
+        logits = self.stack.output.forward(h, None)
+        del h
         log_p = torch.log_softmax(logits, dim=1)
         p = log_p.exp()
         e = p - t  # e = softmax(h_L) − t
@@ -168,7 +172,11 @@ class PEPITA(ForwardOnlyRule):
             projected = e  # what F projects onto the input: the error
 
         # Modulated pass (eq. 2): W_1 (x + s F e) = W_1 x + s (W_1 F) e, formed in a_1's place
-        # (unless the activation returned a_1 itself) so the step holds one pre-activation.
+        # (once h_1 is recomputed from it, and unless h_1 is a_1 itself) so the step holds one
+        # pre-activation.
+        modulated_masks = masks.second_pass()
+        mask = next(modulated_masks)
+        clean[0] = first.activate(a_1, mask)
         if clean[0].untyped_storage().data_ptr() == a_1.untyped_storage().data_ptr():
             a_1 = a_1.clone()
         if through_F:
@@ -176,9 +184,8 @@ class PEPITA(ForwardOnlyRule):
         else:  # ICML App. D: x + k r
             kr = torch.empty_like(x).uniform_(-1.0, 1.0).mul_(self.amplitude)
             a_1.add_(first.linear_map(kr))
-        modulated_masks = masks.second_pass()
-        h_err = first.activate_(a_1, next(modulated_masks))
-        del a_1
+        h_err = first.activate_(a_1, mask)
+        del a_1, mask
         if through_F and not self.stack.conv and n >= h_err.shape[1]:
             # Eq. 3 without forming x + s F e (n, i) when the batch is at least as wide as the
             # layer, an extra pass over ΔW_1 (o, i) being then the smaller cost: for terms
@@ -191,10 +198,10 @@ class PEPITA(ForwardOnlyRule):
         else:
             x_err = x + (projected.mm(F.T).view_as(x).mul_(s) if through_F else kr)
             self.write_hidden(first, clean[0], h_err, x, x_err, n)  # eq. 3
-        for l, (layer, mask) in enumerate(zip(hidden, modulated_masks, strict=True), start=1):
+        for l, layer in enumerate(hidden, start=1):
             pre = clean[l - 1] if self.uses_clean_presynaptic else None
             clean[l - 1] = None  # each clean activity is freed once its layers are done
-            h_prev_err, h_err = h_err, layer.forward(h_err, mask)
+            h_prev_err, h_err = h_err, layer.forward(h_err, next(modulated_masks))
             self.write_hidden(layer, clean[l], h_err, pre, h_prev_err, n)  # eq. 4
             del pre, h_prev_err
         self.write_output(p, t, clean[-1], h_err, n)  # eq. 5

@@ -121,7 +121,7 @@ class MLP(nn.Module):
 
     def flatten(self, x: torch.Tensor) -> torch.Tensor:
         """Reshape ``x`` to ``(batch, sizes[0])``, or say why it can't be."""
-        if x.dim() < 2 or x[0].numel() != self.sizes[0]:
+        if x.dim() < 2 or math.prod(x.shape[1:]) != self.sizes[0]:
             raise ValueError(
                 f"MLP expects inputs of {self.sizes[0]} features per sample (any shape that "
                 f"flattens to it), got a batch of shape {tuple(x.shape)}"

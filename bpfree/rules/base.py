@@ -63,19 +63,29 @@ class Rule(nn.Module):
         """The loss the rule descends (softmax cross-entropy), also BP's reference for it."""
         return F.cross_entropy(output, y)
 
-    def check_labels(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Raise a ``ValueError`` that says what is wrong with the labels of a batch."""
+    def check_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Raise a ``ValueError`` that says what is wrong with a batch: no samples, a non-finite
+        input, or labels of the wrong shape, type or range. One host sync for all of it."""
+        if x.shape[0] == 0:
+            raise ValueError(f"the batch is empty (shape {tuple(x.shape)}): a step needs a sample")
         if y.dim() != 1 or y.shape[0] != x.shape[0]:
             raise ValueError(
                 f"labels must have shape (batch,) = ({x.shape[0]},), got {tuple(y.shape)}"
             )
         if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}")
-        if bool(((y < 0) | (y >= self.num_classes)).any()):
-            bad = y[(y < 0) | (y >= self.num_classes)][0].item()
+        out_of_range = (y < 0) | (y >= self.num_classes)
+        non_finite = ~torch.isfinite(x)
+        labels_bad, inputs_bad = torch.stack([out_of_range.any(), non_finite.any()]).tolist()
+        if labels_bad:
             raise ValueError(
-                f"label {bad} is out of range: labels must lie in [0, {self.num_classes - 1}] "
-                f"for a model with {self.num_classes} outputs"
+                f"label {y[out_of_range][0].item()} is out of range: labels must lie in "
+                f"[0, {self.num_classes - 1}] for a model with {self.num_classes} outputs"
+            )
+        if inputs_bad:
+            raise ValueError(
+                f"the batch holds {int(non_finite.sum())} non-finite input values (NaN or inf): "
+                "check the data and its preprocessing"
             )
 
     def extra_repr(self) -> str:

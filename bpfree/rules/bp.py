@@ -31,7 +31,7 @@ class BP(Rule):
         super().__init__(model, num_classes=num_classes)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         clear_grads(self.model)
         output = self.model(x)
         loss = self.loss(output, y)

@@ -142,6 +142,23 @@ def test_wrong_input_shape_is_refused(name):
         rule.step(torch.randn(4, 11), torch.zeros(4, dtype=torch.long))
 
 
+@pytest.mark.parametrize("name", ALL_RULES)
+def test_empty_and_non_finite_batches_are_refused_before_any_update(name):
+    model = make_model(name)
+    rule = bpfree.build(name, model)
+    rule.bind_optimizer(torch.optim.SGD(model.parameters(), lr=0.1))
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    x, y = teacher_task(4)
+    x[2, 5] = float("nan")
+    x[3, 0] = float("inf")
+    with pytest.raises(ValueError, match="2 non-finite input values"):
+        rule.step(x, y)
+    with pytest.raises(ValueError, match="empty"):
+        rule.step(torch.randn(0, 10), torch.zeros(0, dtype=torch.long))
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_unknown_rule_and_option_are_named():
     with pytest.raises(ValueError, match=r"unknown rule 'pepsi'.*pepita"):
         bpfree.build("pepsi", make_model("bp"))

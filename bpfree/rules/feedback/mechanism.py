@@ -165,7 +165,7 @@ class FeedbackRule(Rule):
         """Adapt the feedback state once the gradients are written."""
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         clear_grads(self.model)
         clear_grads(self)
         self.before_step()

@@ -138,7 +138,7 @@ class FF(ForwardOnlyRule):
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         batch_shape = x.shape
         x = self.model.flatten(x)
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         masks = self.stack.replayable_masks(x.shape[0], x)  # drawn layer by layer, twice
         if self.negatives == "label":
             return self.step_label(x, y, masks)

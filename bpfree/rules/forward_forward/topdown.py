@@ -100,7 +100,7 @@ class FFTopDown(ForwardOnlyRule):
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         x = self.model.flatten(x)
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         n, s = x.shape[0], self.sign
         first, *rest = self.stack.hidden
         masks = self.stack.replayable_masks(n, x)  # the same masks for both passes

@@ -127,7 +127,7 @@ class FGActivity(Rule):
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         n = x.shape[0]
         if tuple(x.shape[1:]) not in self._shapes:
             self._shapes[tuple(x.shape[1:])] = output_shapes(

@@ -60,7 +60,7 @@ class FGWeight(Rule):
         self.stream = RandomStream(seed, self.name)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         named = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
         theta = {name: p.detach() for name, p in named.items()}
 

@@ -61,7 +61,7 @@ class AFA(ForwardOnlyRule):
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         x = self.model.flatten(x)
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         n = x.shape[0]
         masks = self.stack.dropout_masks(n, x)
         h, slopes, inputs = x, [], []

@@ -134,7 +134,7 @@ class PEPITA(ForwardOnlyRule):
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         x = self.stack.inputs(x)
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         n, c, s, F = x.shape[0], self.num_classes, self.sign, self.F
         first, *hidden = self.stack.hidden
         masks = self.stack.shared_masks(n, x)  # the same mask per layer in both passes

@@ -78,7 +78,7 @@ class PEPITATimeLocal(ForwardOnlyRule):
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         x = self.model.flatten(x)
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         if self.optimizer is None:
             raise RuntimeError(
                 f"{self.name} applies its updates during its passes: call "

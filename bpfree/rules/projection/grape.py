@@ -104,7 +104,7 @@ class GrAPE(DFA):
         return b.mul_(math.sqrt(2.0 / width))
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         self.align(x, y)
         return super().step(x, y)
 

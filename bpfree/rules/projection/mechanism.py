@@ -191,7 +191,7 @@ class ProjectionRule(Rule):
         return output, hidden
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_labels(x, y)
+        self.check_batch(x, y)
         clear_grads(self.model)
         output, hidden = self.forward_captured(x)
         loss = self.loss(output, y)

@@ -65,6 +65,11 @@ class PEPITAHebbian(PEPITA):
         """ΔW_l = h_l h_{l−1}ᵀ − h_l^err (h_{l−1}^err)ᵀ."""
         write_outer_grad(layer, torch.cat([h, -h_err]), torch.cat([pre, pre_err]), n)
 
+    def splits_first_layer(self, n: int, width: int) -> bool:
+        """Always: split, h_1 xᵀ − h_1^err (x + s F e)ᵀ costs one (o, n, i) product and one
+        (o, c, i), through x + s F e two (o, n, i) ones."""
+        return True
+
     def first_layer_terms(
         self, h: torch.Tensor, h_err: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -186,10 +186,9 @@ class PEPITA(ForwardOnlyRule):
             a_1.add_(first.linear_map(kr))
         h_err = first.activate_(a_1, mask)
         del a_1, mask
-        if through_F and not self.stack.conv and n >= h_err.shape[1]:
-            # Eq. 3 without forming x + s F e (n, i) when the batch is at least as wide as the
-            # layer, an extra pass over ΔW_1 (o, i) being then the smaller cost: for terms
-            # postᵀ x + post_errᵀ (x + s F e), add s (post_errᵀ e) Fᵀ to postᵀ x (+ post_errᵀ x).
+        if through_F and not self.stack.conv and self.splits_first_layer(n, h_err.shape[1]):
+            # Eq. 3 without forming x + s F e (n, i): for terms postᵀ x + post_errᵀ (x + s F e),
+            # add s (post_errᵀ e) Fᵀ to postᵀ x (+ post_errᵀ x).
             post, post_err = self.first_layer_terms(clean[0], h_err)
             write_outer_grad(first, post, x, n)
             if post_err is not None:
@@ -225,6 +224,12 @@ class PEPITA(ForwardOnlyRule):
         The difference is formed in h's place unless h is read again as a presynaptic term."""
         post = h - h_err if self.uses_clean_presynaptic else h.sub_(h_err)
         write_outer_grad(layer, post, self.presynaptic_of(pre_err, pre), n)
+
+    def splits_first_layer(self, n: int, width: int) -> bool:
+        """Whether eq. 3 is written as postᵀ x + s (post_errᵀ e) Fᵀ rather than through the
+        modulated input x + s F e (n, i): an extra (o, c, i) product against an (n, c, i) one,
+        the cheaper once the batch n is at least as wide as the layer (o)."""
+        return n >= width
 
     def first_layer_terms(
         self, h: torch.Tensor, h_err: torch.Tensor

@@ -41,10 +41,11 @@ def passes(model, F, x, y, sign):
     return clean, modulated, p, t
 
 
-def test_hebbian_is_pepita_plus_the_presynaptic_difference():
+@pytest.mark.parametrize("n", [3, 7])  # narrower and wider than the first layer (5)
+def test_hebbian_is_pepita_plus_the_presynaptic_difference(n):
     """ΔW_l(Hebbian) = ΔW_l(PEPITA) + h_l (h_{l−1} − h_{l−1}^err)ᵀ, and likewise with y at the
     output: equal to PEPITA wherever the presynaptic terms of both passes coincide."""
-    x, y = batch64()
+    x, y = batch64(n)
     pepita_model, hebbian_model = model64(), model64()
     hebbian = PEPITAHebbian(hebbian_model, sign=-1, f_scale=3.0).double()
     pepita = PEPITA(pepita_model, sign=-1, f_scale=3.0).double()

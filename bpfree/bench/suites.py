@@ -97,6 +97,29 @@ SUITES: dict[str, Suite] = {
                 Setting("lenet4", (3, 32, 32), 256),
             ),
         ),
+        Suite(
+            "forward-only",
+            (
+                "bp",
+                "pepita",
+                "pepita-wm",
+                "pepita-hebbian",
+                "pepita-time-local",
+                "afa",
+                "ff",
+                "ff-topdown",
+            ),
+            (
+                _mlp(784, 1024, batch=64),
+                _mlp(784, 1024, batch=256),
+                _mlp(3072, 1024, 1024, batch=64),
+            ),
+        ),
+        Suite(
+            "conv",  # the ICML 2022 conv column's network and batch (Table 2)
+            ("bp", "fa", "pepita"),
+            (Setting("pepita-conv", (3, 32, 32), 100), Setting("pepita-conv", (1, 28, 28), 100)),
+        ),
     )
 }
 

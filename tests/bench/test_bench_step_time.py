@@ -58,7 +58,7 @@ def test_rounds_and_steps_must_be_positive(name):
 
 
 def test_unknown_suite_is_named_with_the_valid_ones():
-    with pytest.raises(ValueError, match=r"'nope'.*foundation, feedback, projection"):
+    with pytest.raises(ValueError, match=r"'nope'.*foundation, feedback, projection, forward-only, conv"):
         get_suite("nope")
 
 

@@ -6,6 +6,7 @@ import torch
 
 import bpfree
 from bpfree.models import PepitaConvNet
+from bpfree.rules.forward_only.mechanism import pooled, tiling_window
 
 
 def per_position_update(delta: torch.Tensor, inputs: torch.Tensor, k: int) -> torch.Tensor:
@@ -75,3 +76,40 @@ def test_conv_pepita_refuses_flat_inputs():
 def test_conv_pepita_refuses_an_unknown_conv_average():
     with pytest.raises(ValueError, match="conv_average must be one of products, reference-code"):
         bpfree.build("pepita", PepitaConvNet(1, 10, image_size=28), conv_average="mean")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"kernel_size": 2},
+        {"kernel_size": 3},
+        {"kernel_size": (2, 3)},
+        {"kernel_size": 2, "stride": 1},  # windows overlap: PyTorch's kernel
+        {"kernel_size": 2, "padding": 1},
+        {"kernel_size": 2, "ceil_mode": True},
+        {"kernel_size": 2, "dilation": 2},
+    ],
+)
+@pytest.mark.parametrize("size", [(9, 11), (8, 8)])
+def test_walk_pooling_equals_max_pool2d(options, size):
+    """The forward-only walk's pooling gives MaxPool2d's values exactly, odd map sizes (cut
+    like PyTorch's floor mode) and ties included."""
+    pool = torch.nn.MaxPool2d(**options)
+    h = torch.randn(3, 4, *size, generator=torch.Generator().manual_seed(0)).relu()  # ties at 0
+    h[0, 0, :4, :4] = 1.0  # ties at a positive value
+    out = pooled(pool, h)
+    assert torch.equal(out, pool(h))
+    assert out.untyped_storage().data_ptr() != h.untyped_storage().data_ptr()
+
+
+def test_walk_pooling_tiles_only_non_overlapping_windows():
+    assert tiling_window(torch.nn.MaxPool2d(2)) == (2, 2)
+    assert tiling_window(torch.nn.MaxPool2d((2, 3))) == (2, 3)
+    for pool in (
+        torch.nn.MaxPool2d(2, stride=1),
+        torch.nn.MaxPool2d(2, padding=1),
+        torch.nn.MaxPool2d(2, ceil_mode=True),
+        torch.nn.MaxPool2d(1),
+        torch.nn.AvgPool2d(2),
+    ):
+        assert tiling_window(pool) is None

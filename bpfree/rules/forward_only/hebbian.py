@@ -23,8 +23,8 @@ class PEPITAHebbian(PEPITA):
         ΔW_l(Hebbian) = ΔW_l(PEPITA) + h_l (h_{l−1} − h_{l−1}^err)ᵀ,
         ΔW_L(Hebbian) = ΔW_L(PEPITA) + y (h_{L−1} − h_{L−1}^err)ᵀ.
     A hidden layer's two products go through one matrix product, [h; −h^err]ᵀ [h_{l−1};
-    h_{l−1}^err]; the first layer's through one product and a narrow one, (h_1 − h_1^err)ᵀ x −
-    s (h_1^errᵀ e) Fᵀ, without forming x + s F e.
+    h_{l−1}^err]; the first layer's through one product and a narrow one, (h_1 − h_1^err) xᵀ −
+    s (h_1^err eᵀ) Fᵀ, without forming x + s F e.
 
     Args: as ``PEPITA``'s, without ``presynaptic`` and ``output_error`` (fixed by the rule);
     ``sign`` defaults to −1, the ICLR 2024 convention x − F e.

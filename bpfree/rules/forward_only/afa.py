@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from bpfree.rules.base import StepResult, one_hot
-from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, check_sign, write_outer_grad
+from bpfree.rules.forward_only.mechanism import (
+    ForwardOnlyRule,
+    check_sign,
+    first_layer_maps,
+    write_outer_grad,
+)
 from bpfree.rules.forward_only.pepita import uniform_feedback
 from bpfree.rules.registry import register
 
@@ -62,22 +67,23 @@ class AFA(ForwardOnlyRule):
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         x = self.model.flatten(x)
         self.check_batch(x, y)
-        n = x.shape[0]
+        n, c = x.shape[0], self.num_classes
         masks = self.stack.dropout_masks(n, x)
+        first = self.stack.hidden[0]
+        a_1, W1_F = first_layer_maps(first, x, self.F.T)  # W_1 x + b_1 and (W_1 F)ᵀ (c, o)
         h, slopes, inputs = x, [], []
-        for layer, mask in zip(self.stack.hidden, masks, strict=True):
-            a = torch.nn.functional.linear(h, layer.linear.weight, layer.linear.bias)
+        for l, (layer, mask) in enumerate(zip(self.stack.hidden, masks, strict=True)):
+            a = a_1 if l == 0 else layer.add_bias(layer.linear_map(h))
             slope = derivative(layer.activation, a)
             inputs.append(h)
             slopes.append(slope if mask is None else slope * mask)  # σ'(a_l) ⊙ mask
             h = layer.activate(a, mask)
         logits = self.stack.output.forward(h, None)
         log_p = torch.log_softmax(logits, dim=1)
-        e = log_p.exp() - one_hot(y, self.num_classes, x.dtype)
+        e = log_p.exp() - one_hot(y, c, x.dtype)
         loss = -log_p.gather(1, y.unsqueeze(1)).mean()
 
-        first = self.stack.hidden[0].linear.weight
-        delta = e.mm((first @ self.F).T).mul_(slopes[0]).mul_(-self.sign)  # δ_1
+        delta = e.mm(W1_F).mul_(slopes[0]).mul_(-self.sign)  # δ_1 = −s σ'(a_1) ⊙ (W_1 F e)
         for l, layer in enumerate(self.stack.hidden):
             if l > 0:
                 delta = delta.mm(layer.linear.weight.T).mul_(slopes[l])  # δ_l

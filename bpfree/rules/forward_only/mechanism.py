@@ -380,6 +380,21 @@ def tiling_window(pool: nn.Module) -> tuple[int, int] | None:
     return None if kernel == (1, 1) else kernel
 
 
+def first_layer_maps(
+    layer: DenseLayer | ConvLayer, x: torch.Tensor, columns: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W_1 x + b_1, W_1 columns): the clean pre-activation and the first layer's map of inputs
+    shaped like x (F's columns, for W_1 F). For a dense layer wider than the batch both come from
+    one product W_1 [x; columns], which reads W_1 once: copying x (n × i) costs less than reading
+    W_1 (o × i) twice. Otherwise from two products, copying nothing."""
+    n = x.shape[0]
+    if isinstance(layer, DenseLayer) and n < layer.weight.shape[0]:
+        a, mapped = layer.linear_map(torch.cat([x, columns])).split([n, columns.shape[0]])
+    else:
+        a, mapped = layer.linear_map(x), layer.linear_map(columns)
+    return layer.add_bias(a), mapped
+
+
 def grad_buffer(param: nn.Parameter) -> torch.Tensor:
     """The parameter's ``.grad``, allocated once and then overwritten in place at every step."""
     if param.grad is None:

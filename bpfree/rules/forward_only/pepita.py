@@ -12,6 +12,7 @@ from bpfree.rules.forward_only.mechanism import (
     DenseLayer,
     ForwardOnlyRule,
     check_sign,
+    first_layer_maps,
     write_outer_grad,
 )
 from bpfree.rules.registry import register
@@ -140,19 +141,12 @@ class PEPITA(ForwardOnlyRule):
         masks = self.stack.shared_masks(n, x)  # the same mask per layer in both passes
         t = one_hot(y, c, x.dtype)
 
-        # Clean pass (eq. 1), and W_1 F (F's columns shaped like inputs) for the modulated pass:
-        # from one product W_1 [x; Fᵀ] when the batch is narrower than the layer (copying x,
-        # n × i, costs less than reading W_1, o × i, twice), else from two, copying nothing.
+        # Clean pass (eq. 1), and W_1 F (F's columns shaped like inputs) for the modulated pass.
         through_F = self.perturbation != "random"
         if through_F:
-            F_cols = F.T.reshape(c, *x.shape[1:])
-            if not self.stack.conv and n < first.weight.shape[0]:
-                a_1, W1_F = first.linear_map(torch.cat([x, F_cols])).split([n, c])
-            else:
-                a_1, W1_F = first.linear_map(x), first.linear_map(F_cols)
+            a_1, W1_F = first_layer_maps(first, x, F.T.reshape(c, *x.shape[1:]))
         else:
-            a_1 = first.linear_map(x)
-        a_1 = first.add_bias(a_1)
+            a_1 = first.add_bias(first.linear_map(x))
         # h_1 is not held through the clean pass: the modulated pass recomputes it from a_1,
         # which that pass needs anyway, so the step holds one activity fewer.
         clean_masks = masks.first_pass()

@@ -22,7 +22,12 @@ from bpfree.rules.forward_forward.mechanism import (
     walk,
     write_summed_grad,
 )
-from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, check_sign, write_outer_grad
+from bpfree.rules.forward_only.mechanism import (
+    ForwardOnlyRule,
+    check_sign,
+    first_layer_maps,
+    write_outer_grad,
+)
 from bpfree.rules.registry import register
 
 
@@ -103,17 +108,14 @@ class FFTopDown(ForwardOnlyRule):
         self.check_batch(x, y)
         n, s = x.shape[0], self.sign
         first, *rest = self.stack.hidden
-        masks = self.stack.replayable_masks(n, x)  # the same masks for both passes
-        clean_masks = masks()
-        first_mask = next(clean_masks)
+        # The same masks for both passes, drawn once: the clean pass is held whole anyway.
+        masks = self.stack.shared_masks(n, x)
+        clean_masks = masks.first_pass()
         sign = x.new_tensor(SIGNS).unsqueeze(1)
 
-        # Clean (positive) pass, with (W₁ F)ᵀ for the negative pass from the same product.
-        both = torch.cat([x, self.F.T]).mm(first.linear.weight.T)  # [x; Fᵀ] W₁ᵀ reads W₁ once
-        a_1, W1_F_T = both.split([n, self.num_classes])
-        if first.linear.bias is not None:
-            a_1 = a_1 + first.linear.bias
-        clean = [(x, a_1, first.activate(a_1, first_mask))]
+        # Clean (positive) pass, and (W₁ F)ᵀ for the negative pass.
+        a_1, W1_F_T = first_layer_maps(first, x, self.F.T)
+        clean = [(x, a_1, first.activate(a_1, next(clean_masks)))]
         clean += walk(rest, normalise(clean[0][2]), clean_masks)
         features = normalise(clean[-1][2])
         logits = self.stack.output.forward(features, None)
@@ -121,16 +123,18 @@ class FFTopDown(ForwardOnlyRule):
         write_outer_grad(self.stack.output, e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
 
         # Negative pass on x + s F e, each layer trained as soon as both its passes are known.
-        a_neg = torch.addmm(a_1, e, W1_F_T, alpha=s)  # W₁ (x + s F e) = W₁ x + s (W₁ F) e
-        h_neg = first.activate(a_neg, first_mask)
-        pre_neg = None
-        for l, (layer, mask, theta, (pre, a, h)) in enumerate(
-            zip(self.stack.hidden, masks(), self.thresholds, clean, strict=True)
+        negative_masks = masks.second_pass()
+        pre_neg = h_neg = None
+        for l, (layer, theta, (pre, a, h)) in enumerate(
+            zip(self.stack.hidden, self.thresholds, clean, strict=True)
         ):
-            if l > 0:
+            mask = next(negative_masks)
+            if l == 0:
+                a_neg = torch.addmm(a_1, e, W1_F_T, alpha=s)  # W₁ (x + s F e) = W₁ x + s (W₁ F) e
+            else:
                 pre_neg = normalise(h_neg)
                 a_neg = layer.linear.forward(pre_neg)
-                h_neg = layer.activate(a_neg, mask)
+            h_neg = layer.activate(a_neg, mask)
             layer_loss, dG = ff_loss(torch.stack([goodness(h), goodness(h_neg)]), sign, theta, n)
             delta = goodness_delta(layer, a, h, dG[0], mask)
             delta_neg = goodness_delta(layer, a_neg, h_neg, dG[1], mask)

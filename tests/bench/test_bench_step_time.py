@@ -58,7 +58,8 @@ def test_rounds_and_steps_must_be_positive(name):
 
 
 def test_unknown_suite_is_named_with_the_valid_ones():
-    with pytest.raises(ValueError, match=r"'nope'.*foundation, feedback, projection, forward-only, conv"):
+    valid = "foundation, feedback, projection, forward-only, conv"
+    with pytest.raises(ValueError, match=rf"'nope'.*{valid}"):
         get_suite("nope")
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bpfree.diagnostics.alignment import angle_degrees, cosine
-from bpfree.rules.base import BufferList, StepResult, one_hot
+from bpfree.rules.base import BufferList, one_hot
 from bpfree.rules.forward_gradient.mechanism import (
     RandomStream,
     activity_gradient,
@@ -103,10 +103,8 @@ class GrAPE(DFA):
         b = torch.randn(width, self.num_classes, generator=generator, dtype=dtype)
         return b.mul_(math.sqrt(2.0 / width))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_batch(x, y)
+    def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.align(x, y)
-        return super().step(x, y)
 
     def align(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
         """Update Ḡ_l and B_l from one forward-gradient pass on (x, y); return each cos ω̄_l."""

@@ -106,7 +106,8 @@ class ProjectionRule(Rule):
     """A rule that projects a signal s (n, c) from the output to each point through B_l (k, c).
 
     Subclasses say which signal is projected (``projected_signal``) and which loss trains the
-    output block (``loss``). ``points`` names each injection point; ``point_shapes`` gives the
+    output block (``loss``), and may adapt the projection to a batch before it is used
+    (``before_step``). ``points`` names each injection point; ``point_shapes`` gives the
     shape of one sample of each point's output, k = its product.
     """
 
@@ -190,8 +191,12 @@ class ProjectionRule(Rule):
         hidden = [captured[i] for i in range(len(self.point_modules))]
         return output, hidden
 
+    def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Adapt the projection to a checked batch before the step uses it."""
+
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         self.check_batch(x, y)
+        self.before_step(x, y)
         clear_grads(self.model)
         output, hidden = self.forward_captured(x)
         loss = self.loss(output, y)

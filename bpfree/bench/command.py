@@ -21,10 +21,10 @@ from bpfree.bench.epoch import epoch_seconds
 from bpfree.bench.machine import machine
 from bpfree.bench.memory import memory_against_depth
 from bpfree.bench.step_time import check_positive, time_setting
-from bpfree.bench.suites import MEMORY, SUITES, Suite, get_suite, partition_rules
+from bpfree.bench.suites import MEMORY, SUITES, BenchSuite, get_suite, partition_rules
+from bpfree.core.files import atomic_write
 from bpfree.data import DataError, Dataset, load_dataset
 from bpfree.rules import RULES
-from bpfree.training import atomic_write
 
 
 def _positive_int(text: str) -> int:
@@ -95,7 +95,7 @@ def _mnist(data_dir: str | None, device: torch.device) -> Dataset:
 
 
 def _tables(
-    args: argparse.Namespace, suites: list[Suite], device: torch.device, data: Dataset | None
+    args: argparse.Namespace, suites: list[BenchSuite], device: torch.device, data: Dataset | None
 ) -> Iterator[str]:
     """Each Markdown block of the report, in order, computed when asked for."""
     yield machine(device).describe()

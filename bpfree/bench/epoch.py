@@ -32,7 +32,7 @@ def epoch_seconds(
             synchronize(device)
             start = time.perf_counter()
             for x, y in batches:
-                run.train(x, y)
+                run.state.step(x, y)
             synchronize(device)
             seconds[rule] = min(seconds.get(rule, math.inf), time.perf_counter() - start)
     return seconds

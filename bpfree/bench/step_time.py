@@ -18,6 +18,7 @@ import torch
 
 from bpfree.bench.suites import Setting, partition_rules
 from bpfree.bench.training_step import build_step, random_batch, synchronize
+from bpfree.core.checks import POSITIVE_INT
 
 WM_MIRROR = "wm mirror"
 
@@ -46,8 +47,7 @@ class SettingTimes:
 def check_positive(**values: int) -> None:
     """Raise ``ValueError`` naming the first value that is not a positive integer."""
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        POSITIVE_INT(value, name)
 
 
 def seconds_per_call(fn: Callable[[], None], device: torch.device, calls: int) -> float:
@@ -75,7 +75,7 @@ def median_step_seconds(
         for rule, run in runs.items():
             samples.setdefault(rule, []).append(seconds_per_call(run, device, steps))
             if rule == "wm":
-                mirror = run.rule.mirror
+                mirror = run.state.rule.mirror
                 samples.setdefault(WM_MIRROR, []).append(seconds_per_call(mirror, device, steps))
     return {rule: statistics.median(times) for rule, times in samples.items()}
 

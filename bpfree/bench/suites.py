@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bpfree.core.registry import Registry
 from bpfree.rules import RULES
 
 
@@ -25,9 +26,15 @@ class Setting:
     num_classes: int = 10
 
     @property
+    def model_input_shape(self) -> tuple[int, int, int]:
+        """The (C, H, W) a model is built for: a flat input (d,) is seen as (1, 1, d)."""
+        shape = tuple(self.input_shape)
+        return shape if len(shape) == 3 else (1, 1, *shape)
+
+    @property
     def network(self) -> str:
         """``784-1024-10`` for an MLP, ``resnet20 3x32x32`` for another model."""
-        if self.model == "mlp":
+        if self.hidden is not None:
             return "-".join(map(str, (*self.input_shape, *(self.hidden or ()), self.num_classes)))
         return f"{self.model} {'x'.join(map(str, self.input_shape))}"
 
@@ -38,7 +45,7 @@ class Setting:
 
 
 @dataclass(frozen=True)
-class Suite:
+class BenchSuite:
     """Rules timed against each other on each setting; BP is always timed, as the reference."""
 
     name: str
@@ -68,70 +75,66 @@ def _mlp(*widths: int, batch: int) -> Setting:
     return Setting("mlp", (widths[0],), batch, tuple(widths[1:]))
 
 
-SUITES: dict[str, Suite] = {
-    suite.name: suite
-    for suite in (
-        Suite(
-            "foundation",
-            ("bp", "fa", "dfa", "drtp", "pepita"),
-            (
-                _mlp(784, 1024, batch=64),
-                _mlp(784, 1024, batch=256),
-                _mlp(3072, 1024, 1024, batch=64),
-            ),
+SUITES: Registry[BenchSuite] = Registry("suite")
+for _suite in (
+    BenchSuite(
+        "foundation",
+        ("bp", "fa", "dfa", "drtp", "pepita"),
+        (
+            _mlp(784, 1024, batch=64),
+            _mlp(784, 1024, batch=256),
+            _mlp(3072, 1024, 1024, batch=64),
         ),
-        Suite(
-            "feedback",
-            ("bp", "fa", "usf", "frsf", "brsf", "kp", "wm", "pfa", "pfa-o"),
-            (
-                _mlp(784, 1024, batch=64),
-                _mlp(784, 1024, batch=256),
-                Setting("resnet20", (3, 32, 32), 128),
-            ),
+    ),
+    BenchSuite(
+        "feedback",
+        ("bp", "fa", "usf", "frsf", "brsf", "kp", "wm", "pfa", "pfa-o"),
+        (
+            _mlp(784, 1024, batch=64),
+            _mlp(784, 1024, batch=256),
+            Setting("resnet20", (3, 32, 32), 128),
         ),
-        Suite(
-            "projection",
-            ("bp", "dfa", "drtp", "grape", "fg-weight", "fg-activity"),
-            (
-                _mlp(3072, 1024, 1024, 1024, batch=256),
-                Setting("lenet4", (3, 32, 32), 256),
-            ),
+    ),
+    BenchSuite(
+        "projection",
+        ("bp", "dfa", "drtp", "grape", "fg-weight", "fg-activity"),
+        (
+            _mlp(3072, 1024, 1024, 1024, batch=256),
+            Setting("lenet4", (3, 32, 32), 256),
         ),
-        Suite(
-            "forward-only",
-            (
-                "bp",
-                "pepita",
-                "pepita-wm",
-                "pepita-hebbian",
-                "pepita-time-local",
-                "afa",
-                "ff",
-                "ff-topdown",
-            ),
-            (
-                _mlp(784, 1024, batch=64),
-                _mlp(784, 1024, batch=256),
-                _mlp(3072, 1024, 1024, batch=64),
-            ),
+    ),
+    BenchSuite(
+        "forward-only",
+        (
+            "bp",
+            "pepita",
+            "pepita-wm",
+            "pepita-hebbian",
+            "pepita-time-local",
+            "afa",
+            "ff",
+            "ff-topdown",
         ),
-        Suite(
-            "conv",  # the ICML 2022 conv column's network and batch (Table 2)
-            ("bp", "fa", "pepita"),
-            (Setting("pepita-conv", (3, 32, 32), 100), Setting("pepita-conv", (1, 28, 28), 100)),
+        (
+            _mlp(784, 1024, batch=64),
+            _mlp(784, 1024, batch=256),
+            _mlp(3072, 1024, 1024, batch=64),
         ),
-    )
-}
+    ),
+    BenchSuite(
+        "conv",  # the ICML 2022 conv column's network and batch (Table 2)
+        ("bp", "fa", "pepita"),
+        (Setting("pepita-conv", (3, 32, 32), 100), Setting("pepita-conv", (1, 28, 28), 100)),
+    ),
+):
+    SUITES.add(_suite.name, _suite)
 
 MEMORY = MemorySetting()
 
 
-def get_suite(name: str) -> Suite:
+def get_suite(name: str) -> BenchSuite:
     """The suite called ``name``, or a ``ValueError`` naming it and the valid names."""
-    try:
-        return SUITES[name]
-    except KeyError:
-        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}") from None
+    return SUITES.lookup(name)
 
 
 def partition_rules(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

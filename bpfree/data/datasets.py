@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from bpfree.core.registry import Registry
 from bpfree.data.download import download as download_file
 from bpfree.data.download import extract_tar
 from bpfree.data.errors import DataError
@@ -130,8 +131,9 @@ def _cifar_spec(
 
 
 # Checksums as in torchvision/datasets/mnist.py and cifar.py.
-DATASETS: dict[str, DatasetSpec] = {
-    "mnist": _idx_spec(
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+for _spec in (
+    _idx_spec(
         "mnist",
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         (
@@ -141,7 +143,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "ec29112dd5afa0611ce80d1b7f02629c",
         ),
     ),
-    "fashion-mnist": _idx_spec(
+    _idx_spec(
         "fashion-mnist",
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         (
@@ -151,7 +153,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "bb300cfdad3c16e7a12a480ee83cd310",
         ),
     ),
-    "cifar10": _cifar_spec(
+    _cifar_spec(
         "cifar10",
         10,
         "cifar-10-batches-py",
@@ -160,7 +162,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "cifar-10-python.tar.gz",
         "c58f30108f718f92721af3b95e74349a",
     ),
-    "cifar100": _cifar_spec(
+    _cifar_spec(
         "cifar100",
         100,
         "cifar-100-python",
@@ -169,7 +171,8 @@ DATASETS: dict[str, DatasetSpec] = {
         "cifar-100-python.tar.gz",
         "eb9058c3a382ffc7106e4002c42a8d85",
     ),
-}
+):
+    DATASETS.add(_spec.name, _spec)
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
@@ -192,9 +195,10 @@ def load_dataset(
     data_dir is the data root (see resolve_data_dir); mirror replaces the spec's base URL.
     Raises DataError naming the file and the fix when a file is missing, corrupt or inconsistent.
     """
-    spec = DATASETS.get(name)
-    if spec is None:
-        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    try:
+        spec = DATASETS.lookup(name)
+    except ValueError as error:
+        raise DataError(str(error)) from None
     root = resolve_data_dir(data_dir)
     folder = root / spec.folder
     missing = _missing(spec, folder)

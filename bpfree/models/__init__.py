@@ -16,15 +16,18 @@ The stem is the first block; each residual ``BasicBlock`` or encoder layer is on
 LeNet/AlexNet/VGG each conv (+ BatchNorm) + ReLU (+ pool) group and each hidden FC + ReLU is one
 block, the flatten sitting inside the first FC block; the head is the final classifier
 (``Linear``, or pool + ``Linear``). ``MLP`` follows it after flattening: ``forward(x) =
-head(blocks[-1](... blocks[0](flatten(x))))``. Activations are ``nn.Module`` s, never in place,
+head(blocks[-1](... blocks[0](flatten(x))))``. ``MLP`` and ``PepitaConvNet`` also describe their
+weighted layers (``layer_specs()``, ``bpfree.models.spec``) for the rules that walk them without
+autograd. Activations are ``nn.Module`` s, never in place,
 and residual additions are out of place, so hooks and replaced layers see every op.
 """
 
 from bpfree.models.convnet import PepitaConvNet
 from bpfree.models.lenet import LeNet, LeNet4
 from bpfree.models.mlp import ACTIVATIONS, MLP, ActivityNorm, he_uniform_
-from bpfree.models.registry import MODELS, build_model
+from bpfree.models.registry import MODELS, ModelSpec, build_model
 from bpfree.models.resnet import BasicBlock, ResNet, resnet18, resnet20
+from bpfree.models.spec import LayerSpec
 from bpfree.models.transformer import (
     EncoderBlock,
     SelfAttention,
@@ -41,8 +44,10 @@ __all__ = [
     "ActivityNorm",
     "BasicBlock",
     "EncoderBlock",
+    "LayerSpec",
     "LeNet",
     "LeNet4",
+    "ModelSpec",
     "PepitaConvNet",
     "PlainCNN",
     "ResNet",

@@ -7,12 +7,13 @@ import math
 import torch
 from torch import nn
 
+from bpfree.core.checks import POSITIVE_INT
+
 
 def check_positive(**values: int) -> None:
     """Raise ``ValueError`` naming the first argument that is not a positive integer."""
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        POSITIVE_INT(value, name)
 
 
 def image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:

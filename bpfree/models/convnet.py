@@ -7,6 +7,7 @@ from torch import nn
 
 from bpfree.models._common import check_positive, image_hw
 from bpfree.models.mlp import he_uniform_
+from bpfree.models.spec import LayerSpec
 
 
 class PepitaConvNet(nn.Module):
@@ -58,6 +59,19 @@ class PepitaConvNet(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes, bias=False))
         he_uniform_(conv.weight, generator)
         he_uniform_(self.head[1].weight, generator)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
+        return (self.blocks[0][0].in_channels, *self.image_size)
+
+    def layer_specs(self) -> list[LayerSpec]:
+        """The convolution (ReLU), then the head reading its pooled, flattened maps."""
+        conv, activation, pool = self.blocks[0]
+        return [
+            LayerSpec(conv, activation),
+            LayerSpec(self.head[1], nn.Identity(), pooling=pool, flatten=True),
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from bpfree.models.spec import LayerSpec
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -113,6 +115,19 @@ class MLP(nn.Module):
             he_uniform_(layer.weight, generator)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        """The features of one input sample, (sizes[0],)."""
+        return (self.sizes[0],)
+
+    def layer_specs(self) -> list[LayerSpec]:
+        """Each hidden block as (Linear, activation, dropout, normalisation), then the head."""
+        hidden = [
+            LayerSpec(block[0], block[1], block[2].p, block[3] if len(block) == 4 else None)
+            for block in self.blocks
+        ]
+        return [*hidden, LayerSpec(self.head, nn.Identity())]
 
     @property
     def linears(self) -> list[nn.Linear]:

@@ -1,56 +1,94 @@
-"""The image models by name, built for a dataset's input shape (C, H, W) and class count."""
+"""The models by name, each a ``ModelSpec``, built for a dataset's input shape and class count."""
 
 from __future__ import annotations
 
 import math
 import operator
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from bpfree.core.registry import Registry, reject_unknown
 from bpfree.models.convnet import PepitaConvNet
 from bpfree.models.lenet import LeNet, LeNet4
 from bpfree.models.mlp import MLP
 from bpfree.models.resnet import resnet18, resnet20
 from bpfree.models.vgg import alexnet, vgg16
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mlp": MLP,
-    "pepita-conv": PepitaConvNet,
-    "lenet": LeNet,
-    "lenet4": LeNet4,
-    "resnet20": resnet20,
-    "resnet18": resnet18,
-    "alexnet": alexnet,
-    "vgg16": vgg16,
-}
+Shape = tuple[int, int, int]
 
-# The options build_model passes on to each model; the rest of its arguments come from the
-# input shape and the class count.
-_OPTIONS: dict[str, tuple[str, ...]] = {
-    "mlp": ("hidden", "activation", "dropout", "bias", "normalization", "generator"),
-    "pepita-conv": ("generator",),
-    "lenet": ("generator",),
-    "lenet4": ("generator",),
-    "resnet20": ("generator",),
-    "resnet18": ("stem", "generator"),
-    "alexnet": ("batch_norm", "generator"),
-    "vgg16": ("batch_norm", "width", "generator"),
-}
 
-# The smallest height and width each model takes: what leaves its last feature maps at least
-# 1×1 (4×4 for AlexNet's classifier) without leaning on padding.
-_MIN_SIZE: dict[str, int] = {
-    "mlp": 1,
-    "pepita-conv": 6,  # 5×5 unpadded conv, 2×2 pool
-    "lenet": 12,  # padded 5×5 conv, pool, unpadded 5×5 conv, pool
-    "lenet4": 12,
-    "resnet20": 4,  # two stride-2 stages
-    "resnet18": 8,  # three stride-2 stages; 32 with the ImageNet stem
-    "alexnet": 32,  # three 2×2 pools to 4×4 maps
-    "vgg16": 32,  # five 2×2 pools to 1×1 maps
-}
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and how it is built for images of shape (C, H, W).
+
+    ``make(input_shape, num_classes, options)`` builds it; ``options`` are the keyword options it
+    takes (every model takes ``generator``); ``min_size(options)`` is the smallest height and
+    width it takes (what leaves its last feature maps at least 1×1 without leaning on padding);
+    ``label(options)`` names a configuration in a run folder's name.
+    """
+
+    name: str
+    make: Callable[[Shape, int, dict[str, Any]], nn.Module]
+    options: tuple[str, ...]
+    min_size: Callable[[dict[str, Any]], int]
+    label: Callable[[dict[str, Any]], str] | None = None
+
+    def describe(self, options: dict[str, Any]) -> str:
+        """``mlp`` options → ``1024x512``; any other model → its name."""
+        return self.name if self.label is None else self.label(options)
+
+
+def _mlp(shape: Shape, num_classes: int, options: dict[str, Any]) -> nn.Module:
+    hidden = options.pop("hidden", [1024])
+    if isinstance(hidden, str | int) or not isinstance(hidden, Sequence):
+        raise ValueError(f"hidden must be a list of layer widths, e.g. [1024], got {hidden!r}")
+    return MLP(sizes=(math.prod(shape), *hidden, num_classes), **options)
+
+
+def _sized(model: Callable[..., nn.Module]) -> Callable[[Shape, int, dict], nn.Module]:
+    """A model taking its image size from the input shape."""
+    return lambda shape, classes, options: model(
+        in_channels=shape[0], num_classes=classes, image_size=shape[1:], **options
+    )
+
+
+def _channels(model: Callable[..., nn.Module]) -> Callable[[Shape, int, dict], nn.Module]:
+    """A model taking only its input channels from the input shape."""
+    return lambda shape, classes, options: model(
+        in_channels=shape[0], num_classes=classes, **options
+    )
+
+
+def _fixed(size: int) -> Callable[[dict[str, Any]], int]:
+    return lambda options: size
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+for _spec in (
+    ModelSpec(
+        "mlp",
+        _mlp,
+        ("hidden", "activation", "dropout", "bias", "normalization", "generator"),
+        _fixed(1),
+        label=lambda options: "x".join(map(str, options.get("hidden", [1024]))) or "linear",
+    ),
+    ModelSpec("pepita-conv", _sized(PepitaConvNet), ("generator",), _fixed(6)),  # 5×5, pool
+    ModelSpec("lenet", _sized(LeNet), ("generator",), _fixed(12)),  # two convs, two pools
+    ModelSpec("lenet4", _sized(LeNet4), ("generator",), _fixed(12)),
+    ModelSpec("resnet20", _channels(resnet20), ("generator",), _fixed(4)),  # two stride-2 stages
+    ModelSpec(
+        "resnet18",
+        _channels(resnet18),
+        ("stem", "generator"),
+        lambda options: 32 if options.get("stem") == "imagenet" else 8,  # three stride-2 stages
+    ),
+    ModelSpec("alexnet", _channels(alexnet), ("batch_norm", "generator"), _fixed(32)),
+    ModelSpec("vgg16", _channels(vgg16), ("batch_norm", "width", "generator"), _fixed(32)),
+):
+    MODELS.add(_spec.name, _spec)
 
 
 def build_model(
@@ -59,14 +97,11 @@ def build_model(
     """Build model ``name`` for images of ``input_shape`` (C, H, W) and ``num_classes`` classes.
 
     The input shape sets each model's input channels and, where it has them, image size; for
-    ``"mlp"`` it sets ``sizes = (C·H·W, *hidden, num_classes)``. ``options`` go to the model:
-
-    - ``mlp``: ``hidden`` (widths of the hidden layers, default ``[1024]``), ``activation``,
-      ``dropout``, ``bias``, ``generator``;
-    - ``resnet18``: ``stem`` (``"cifar"`` or ``"imagenet"``), ``generator``;
-    - ``alexnet``: ``batch_norm``, ``generator``; ``vgg16``: ``batch_norm``, ``width``,
-      ``generator``;
-    - the others: ``generator``.
+    ``"mlp"`` it sets ``sizes = (C·H·W, *hidden, num_classes)``. ``options`` go to the model
+    (``MODELS[name].options`` lists them): ``mlp`` takes ``hidden`` (default ``[1024]``),
+    ``activation``, ``dropout``, ``bias``, ``normalization``; ``resnet18`` ``stem``
+    (``"cifar"`` or ``"imagenet"``); ``alexnet`` ``batch_norm``; ``vgg16`` ``batch_norm`` and
+    ``width``; every model ``generator``.
 
     Raises:
         ValueError: for an unknown name or option, or an input shape the model cannot take.
@@ -76,32 +111,20 @@ def build_model(
         >>> model(torch.zeros(2, 1, 28, 28)).shape
         torch.Size([2, 10])
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
-    unknown = sorted(set(options) - set(_OPTIONS[name]))
-    if unknown:
-        raise ValueError(
-            f"unknown option {unknown[0]!r} for model {name!r}; valid: {sorted(_OPTIONS[name])}"
-        )
+    spec = MODELS.lookup(name)
+    reject_unknown(options, spec.options, what="option", where=f"for model {name!r}")
     c, h, w = _check_shape(input_shape)
-    least = 32 if name == "resnet18" and options.get("stem") == "imagenet" else _MIN_SIZE[name]
+    least = spec.min_size(options)
     if h < least or w < least:
-        model = f"{name} (stem='imagenet')" if least != _MIN_SIZE[name] else name
+        shown = f"{name} (stem={options['stem']!r})" if "stem" in options else name
         raise ValueError(
-            f"model {model} cannot take input_shape {(c, h, w)}: it needs images of at least "
+            f"model {shown} cannot take input_shape {(c, h, w)}: it needs images of at least "
             f"{least}×{least}, got {h}×{w}"
         )
-    if name == "mlp":
-        hidden = options.pop("hidden", [1024])
-        if isinstance(hidden, str | int) or not isinstance(hidden, Sequence):
-            raise ValueError(f"hidden must be a list of layer widths, e.g. [1024], got {hidden!r}")
-        return MODELS[name](sizes=(math.prod((c, h, w)), *hidden, num_classes), **options)
-    if name in ("pepita-conv", "lenet", "lenet4"):
-        options["image_size"] = (h, w)
-    return MODELS[name](in_channels=c, num_classes=num_classes, **options)
+    return spec.make((c, h, w), num_classes, dict(options))
 
 
-def _check_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
+def _check_shape(input_shape: Sequence[int]) -> Shape:
     """``input_shape`` as three positive ints (C, H, W), or a ``ValueError`` saying why not."""
     try:
         shape = tuple(operator.index(d) for d in input_shape)

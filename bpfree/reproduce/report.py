@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from bpfree.core.figures import pyplot, save_figure
+from bpfree.core.files import write_text
 from bpfree.reproduce.aggregate import RowResult, mean_curve
 from bpfree.reproduce.suite import Suite
-from bpfree.training import atomic_write
-from bpfree.training.plots import pyplot, save_figure
 
 COLUMNS = (
     "row", "rule", "dataset", "seeds", "ours", "std", "per_seed", "paper", "paper_std",
@@ -183,14 +183,14 @@ def write_report(
 ) -> list[Path]:
     """Write report.md, results.csv and the plots into ``folder``; the paths written."""
     text = markdown(suite, results, budget=budget, command=command)
-    atomic_write(folder / "report.md", lambda f: f.write(text.encode()))
+    write_text(folder / "report.md", text)
     buffer = io.StringIO()
     if budget:
         buffer.write(f"# {budget_line(budget)}\n")
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(table_rows(suite, results, budget))
-    atomic_write(folder / "results.csv", lambda f: f.write(buffer.getvalue().encode()))
+    write_text(folder / "results.csv", buffer.getvalue())
     written = [folder / "report.md", folder / "results.csv"]
     title = suite.title + (f" (budget {budget} epochs)" if budget else "")
     for name, plot in (("curves.png", plot_curves), ("alignment.png", plot_alignment)):
@@ -225,7 +225,6 @@ def _plot_by_dataset(
         ax.set(xlabel="epoch", **labels(dataset))
         ax.legend(fontsize="small")
     save_figure(figure, path, title)
-    plt.close(figure)
     return True
 
 

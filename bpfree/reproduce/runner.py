@@ -20,13 +20,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from bpfree.core.files import write_text
 from bpfree.data import DataError
 from bpfree.reproduce.suite import Row, Suite, SuiteError
 from bpfree.rules import RULES
-from bpfree.training import ConfigError, RunFolder, TrainConfig, TrainingDiverged, atomic_write
-from bpfree.training.trainer import changed_settings
+from bpfree.training import ConfigError, RunFolder, RunFolderError, TrainConfig, TrainingDiverged
 
 FAILED = "failed.txt"
 
@@ -114,17 +112,20 @@ def select(
 
 def finished_epochs(job: Job) -> int:
     """Epochs the job's folder holds; an error if the folder holds a run with other settings."""
-    config_file = job.folder / "config.yaml"
-    if not config_file.exists():
+    folder = RunFolder(job.folder)
+    try:
+        saved = folder.saved_config()
+    except RunFolderError as error:
+        raise SuiteError(str(error)) from None
+    if saved is None:
         return 0
-    saved = yaml.safe_load(config_file.read_text()) or {}
-    changed = changed_settings(saved, job.config) if job.config is not None else []
+    changed = job.config.differences(saved) if job.config is not None else []
     if changed:
         raise SuiteError(
             f"{job.folder} holds a run with other settings than row {job.row.name!r} "
             f"({', '.join(changed)}); move it away or pass another --out"
         )
-    return len(RunFolder(job.folder).read_metrics())
+    return folder.finished_epochs()
 
 
 def pending(jobs: list[Job]) -> list[Job]:
@@ -173,7 +174,7 @@ def _record(job: Job, reason: str | None, failures: dict[str, str], log) -> None
         log(f"finished {job.label}")
         return
     failures[job.label] = reason
-    atomic_write(marker, lambda f: f.write(reason.encode()))
+    write_text(marker, reason)
     log(f"FAILED {job.label}: {reason}")
 
 
@@ -187,7 +188,7 @@ def _train_job(config: TrainConfig, threads: int | None = None) -> str | None:
         torch.set_num_threads(threads)
     try:
         train(config, progress=False)
-    except (ConfigError, DataError, TrainingDiverged) as error:
+    except (ConfigError, DataError, RunFolderError, TrainingDiverged) as error:
         return f"{type(error).__name__}: {error}"
     except Exception as error:  # one broken row must not stop the others; the report names it
         return f"{type(error).__name__}: {error}\n{traceback.format_exc()}"

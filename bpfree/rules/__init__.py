@@ -1,13 +1,19 @@
 """Learning rules: each writes ``.grad`` of the model's parameters; an optimizer applies it.
 
 >>> rule = bpfree.rules.build("pepita", model)
+>>> opt = bpfree.rules.optimizer(rule, torch.optim.SGD, lr=0.1)
 >>> result = rule.step(x, y)   # result.loss, result.output
->>> optimizer.step()
+>>> opt.step()
+
+Layout: ``base`` (the contract every rule keeps), ``common/`` (what several families use), one
+folder per family (``feedback``, ``projection``, ``forward_only``, ``forward_forward``,
+``forward_gradient``), each with its ``mechanism`` and one file per rule; ``bp`` the reference.
 """
 
-from bpfree.rules.base import Rule, StepResult
+from bpfree.rules.base import Rule, StepResult, optimizer
 from bpfree.rules.bp import BP
-from bpfree.rules.feedback import BRSF, FA, FRSF, KP, PFA, USF, WM, PFAOrthogonal
+from bpfree.rules.common.options import Option
+from bpfree.rules.feedback import BRSF, FA, FRSF, KP, PFA, USF, WM, FeedbackRule, PFAOrthogonal
 from bpfree.rules.forward_forward import FF, FFTopDown
 from bpfree.rules.forward_gradient import FGActivity, FGWeight
 from bpfree.rules.forward_only import (
@@ -16,9 +22,12 @@ from bpfree.rules.forward_only import (
     PEPITAHebbian,
     PEPITATimeLocal,
     PEPITAWeightMirror,
+    Term,
+    TwoPassRule,
+    TwoPassTerms,
 )
-from bpfree.rules.projection import DFA, DRTP, GrAPE
-from bpfree.rules.registry import RULES, build, get_rule, rule_options
+from bpfree.rules.projection import DFA, DRTP, GrAPE, ProjectionRule
+from bpfree.rules.registry import RULES, build, get_rule, register, rule_options
 
 __all__ = [
     "AFA",
@@ -38,14 +47,22 @@ __all__ = [
     "FFTopDown",
     "FGActivity",
     "FGWeight",
+    "FeedbackRule",
     "GrAPE",
+    "Option",
     "PEPITAHebbian",
     "PEPITATimeLocal",
     "PEPITAWeightMirror",
     "PFAOrthogonal",
+    "ProjectionRule",
     "Rule",
     "StepResult",
+    "Term",
+    "TwoPassRule",
+    "TwoPassTerms",
     "build",
     "get_rule",
+    "optimizer",
+    "register",
     "rule_options",
 ]

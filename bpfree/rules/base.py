@@ -1,14 +1,36 @@
-"""What every learning rule is: a module holding its own state, with one ``step`` per batch."""
+"""What every learning rule is: a module holding its own state, with one ``step`` per batch.
+
+The contract, which every rule of bpfree keeps and a new rule builds on (docs/extending.md):
+
+- A rule is built from a model and keyword options, ``Rule(model, **options)``. Options are
+  declared on the class (``Option``) and checked there; an unknown one is an error.
+- ``rule.step(x, y)`` checks the batch, sets every ``.grad`` of the model and of the rule to
+  None, then runs the rule's own ``_step``: its passes on the batch, which write ``.grad`` of
+  every parameter it trains (the direction to descend, averaged over the batch, as autograd
+  would) and update the rule's feedback state. It returns the loss and the clean pass's output.
+- A ``torch.optim`` optimizer then applies the gradients. ``optimizer(rule, torch.optim.SGD,
+  lr=...)`` builds one over every parameter the rule's training moves: the model's and the
+  rule's own (Kolen-Pollack's B, PFA's R).
+- The rule's state (feedback matrices, counters, random-stream positions) is ``rule.state_dict()``;
+  the model's weights stay in ``model.state_dict()``. ``rule.to(...)`` moves only the rule's state.
+- ``rule.alignment()`` reports how the rule's feedback aligns with what it stands for.
+"""
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bpfree.core.checks import Check, is_int
+from bpfree.core.registry import reject_unknown
+from bpfree.rules.common.buffers import GradBuffers
+from bpfree.rules.common.options import Option, declared_options
 
 
 @dataclass(frozen=True)
@@ -19,40 +41,65 @@ class StepResult:
     output: torch.Tensor
 
 
-class Rule(nn.Module):
-    """Base class of the learning rules.
+CLASS_COUNT = Check("None or an integer at least 2", lambda v: v is None or (is_int(v) and v >= 2))
 
-    A rule is built from a model and its hyperparameters. ``step(x, y)`` runs the rule's passes on
-    one batch, writes ``.grad`` of every trainable parameter of the model (the direction to
-    descend, averaged over the batch, as autograd would) and updates the rule's own feedback
-    state; a ``torch.optim`` optimizer then applies the gradients.
+
+class Rule(nn.Module):
+    """Base class of the learning rules (the contract is in this module's docstring).
+
+    A subclass names itself (``name``), declares its options (``Option``), builds its state in
+    ``__init__(model, **options)`` after calling this one, and implements ``_step(x, y)``.
 
     The model is referenced, not registered as a submodule: ``rule.state_dict()`` holds only the
-    rule's own state (feedback matrices and the like), and ``rule.to(...)`` moves only that state.
+    rule's own state, and ``rule.to(...)`` moves only that state.
     """
 
     name: ClassVar[str]
-    # True for a rule that applies its updates itself, through the optimizer given to
-    # ``bind_optimizer``, during its passes (PEPITA time-local); its ``step`` leaves ``.grad`` None.
+    # True for a rule that applies its updates itself during ``step``, through the optimizer
+    # built by ``optimizer(rule, ...)`` (PEPITA time-local); its ``step`` leaves ``.grad`` None,
+    # so the caller's ``optimizer.step()`` after it changes nothing.
     applies_own_updates: ClassVar[bool] = False
 
-    def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
+    num_classes = Option(None, CLASS_COUNT)
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"a rule trains an nn.Module, got {type(model).__name__}")
         object.__setattr__(self, "model", model)
-        self.num_classes = infer_num_classes(model) if num_classes is None else int(num_classes)
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {self.num_classes}")
+        declared = declared_options(type(self))
+        reject_unknown(options, declared, what="option", where=f"of rule {self.name!r}")
+        for key, option in declared.items():
+            setattr(self, key, option.value(options.get(key, option.default), self.name))
+        if self.num_classes is None:
+            self.num_classes = CLASS_COUNT(infer_num_classes(model), f"{self.name} num_classes")
+        self.grads = GradBuffers()
+        object.__setattr__(self, "_optimizer", None)
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """The rule's options with their defaults, in the order the class declares them."""
+        return {name: option.default for name, option in declared_options(cls).items()}
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        """Run the rule on one batch ``x`` with integer labels ``y`` and write every ``.grad``."""
+        """Run the rule on one batch ``x`` with integer labels ``y`` and write every ``.grad``.
+
+        The batch is checked first (``check_batch``), nothing is changed when it is refused;
+        then every ``.grad`` of the model and of the rule is set to None, and ``_step`` runs.
+        """
+        self.check_batch(x, y)
+        self.model.zero_grad(set_to_none=True)
+        self.zero_grad(set_to_none=True)
+        return self._step(x, y)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        """The rule's passes on a checked batch: write ``.grad``, update the feedback state."""
         raise NotImplementedError
 
-    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Give the rule the optimizer of its model. Only rules that apply their own updates
-        (``applies_own_updates``) use it; for the others the caller's ``optimizer.step()``
-        applies what ``step`` wrote."""
+    def alignment(self) -> dict[str, dict[str, float]]:
+        """How each feedback aligns with what it stands for, by name (e.g. its angle in
+        degrees and norm ratio against Wᵀ); empty for a rule without feedback."""
+        return {}
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (n, classes) whose argmax is the prediction: the model's logits, unless
@@ -62,6 +109,25 @@ class Rule(nn.Module):
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss the rule descends (softmax cross-entropy), also BP's reference for it."""
         return F.cross_entropy(output, y)
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """Every parameter the rule's training moves: the model's, then the rule's own."""
+        return [*self.model.parameters(), *self.parameters()]
+
+    @property
+    def attached_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer built for this rule by ``optimizer(rule, ...)``, if any."""
+        return self._optimizer
+
+    @contextmanager
+    def attached(self, optimizer: torch.optim.Optimizer) -> Iterator[None]:
+        """Within it, ``optimizer`` is the rule's optimizer; the previous one comes back after."""
+        previous = self._optimizer
+        object.__setattr__(self, "_optimizer", optimizer)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_optimizer", previous)
 
     def check_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Raise a ``ValueError`` that says what is wrong with a batch: no samples, a non-finite
@@ -89,7 +155,39 @@ class Rule(nn.Module):
             )
 
     def extra_repr(self) -> str:
-        return f"model={type(self.model).__name__}, num_classes={self.num_classes}"
+        defaults = self.options()
+        changed = [
+            f"{key}={getattr(self, key)!r}"
+            for key, default in defaults.items()
+            if key != "num_classes" and _differs(getattr(self, key), default)
+        ]
+        return ", ".join([f"model={type(self.model).__name__}", *changed])
+
+
+def _differs(value: Any, default: Any) -> bool:
+    if isinstance(value, torch.Tensor) or isinstance(default, torch.Tensor):
+        return value is not default
+    try:
+        return bool(value != default)
+    except (TypeError, RuntimeError):
+        return value is not default
+
+
+def optimizer(
+    rule: Rule, optimizer_class: type[torch.optim.Optimizer], **hyperparameters: Any
+) -> torch.optim.Optimizer:
+    """The optimizer of a rule's training: ``optimizer_class`` over ``rule.trained_parameters()``
+    (the model's parameters and the rule's own, such as KP's B and PFA's R), attached to the
+    rule for the rules that apply their updates during ``step``.
+
+    Example:
+        >>> rule = bpfree.build("kp", model)
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01, momentum=0.9)
+        >>> rule.step(x, y); opt.step()
+    """
+    built = optimizer_class(rule.trained_parameters(), **hyperparameters)
+    object.__setattr__(rule, "_optimizer", built)
+    return built
 
 
 def infer_num_classes(model: nn.Module) -> int:
@@ -101,59 +199,3 @@ def infer_num_classes(model: nn.Module) -> int:
             "pass num_classes= to the rule"
         )
     return linears[-1].out_features
-
-
-def feedback_generator(seed: int, rule_name: str) -> torch.Generator:
-    """The generator a rule draws its random feedback from, for a given seed.
-
-    The stream is derived from (seed, rule name), so it never coincides with a model initialised
-    from ``torch.Generator().manual_seed(seed)``: with the same seed, a shared stream would draw
-    FA's B_l equal to W_lᵀ.
-    """
-    digest = hashlib.sha256(f"bpfree feedback {rule_name} {seed}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
-
-
-def check_sparsity(sparsity: float) -> float:
-    """A fraction of feedback weights held at zero (PFA paper Sec. 7), checked to lie in [0, 1)."""
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must lie in [0, 1), got {sparsity!r}")
-    return float(sparsity)
-
-
-def sparse_mask(
-    shape: torch.Size, sparsity: float, generator: torch.Generator, like: torch.Tensor
-) -> torch.Tensor:
-    """A fixed 0/1 mask holding a fraction ``sparsity`` of the feedback weights at zero."""
-    keep = torch.rand(shape, generator=generator) >= sparsity
-    return keep.to(device=like.device, dtype=like.dtype)
-
-
-def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    """The one-hot targets t (n, c) of integer labels y (n,)."""
-    t = torch.zeros(y.shape[0], num_classes, dtype=dtype, device=y.device)
-    return t.scatter_(1, y.unsqueeze(1), 1.0)
-
-
-def clear_grads(model: nn.Module) -> None:
-    """Drop every ``.grad`` so that the next backward writes fresh gradients instead of adding."""
-    for p in model.parameters():
-        p.grad = None
-
-
-class BufferList(nn.Module):
-    """An indexable list of registered buffers (``B.0``, ``B.1``, ... in the state dict)."""
-
-    def __init__(self, tensors: list[torch.Tensor]) -> None:
-        super().__init__()
-        for i, tensor in enumerate(tensors):
-            self.register_buffer(str(i), tensor)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self._buffers[str(index % len(self))]
-
-    def __len__(self) -> int:
-        return len(self._buffers)
-
-    def __iter__(self):
-        return iter(self._buffers.values())

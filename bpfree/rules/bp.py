@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from bpfree.rules.base import Rule, StepResult, clear_grads
+from bpfree.rules.base import Rule, StepResult
 from bpfree.rules.registry import register
 
 
@@ -21,18 +20,14 @@ class BP(Rule):
 
     Example:
         >>> model = MLP((784, 1024, 10))
-        >>> rule, opt = BP(model), torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> rule = BP(model)
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.1)
         >>> rule.step(x, y); opt.step()
     """
 
     name = "bp"
 
-    def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
-        super().__init__(model, num_classes=num_classes)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_batch(x, y)
-        clear_grads(self.model)
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         output = self.model(x)
         loss = self.loss(output, y)
         loss.backward()

@@ -6,14 +6,10 @@ axis is logarithmic, so t = 0 is left out.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from bpfree.theory.run import TheoryRun
-
-logger = logging.getLogger(__name__)
+from bpfree.core.figures import pyplot, save_figure
+from bpfree.theory.result import TheoryRun
 
 # Fig. 2c's colours: teacher dark green, degenerate solution light green, feedback orange.
 _ANGLES = {
@@ -24,19 +20,6 @@ _ANGLES = {
 }
 
 
-def _pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend, or None (and a log line) when not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed: skipping plots (pip install bpfree[plots])")
-        return None
-    return plt
-
-
 def _title(result: TheoryRun) -> str:
     """The run's setting in one line."""
     s = result.settings
@@ -45,7 +28,7 @@ def _title(result: TheoryRun) -> str:
 
 def plot_generalisation_error(result: TheoryRun, path: Path) -> bool:
     """ε_g(t) of every simulation (markers) and ODE (lines); False if matplotlib is missing."""
-    plt = _pyplot()
+    plt = pyplot(path)
     if plt is None:
         return False
     curves, t = result.curves(), result.times[1:]
@@ -65,9 +48,7 @@ def plot_generalisation_error(result: TheoryRun, path: Path) -> bool:
             axes.plot(t, curves[f"eps_g/ode/{rule}"][1:], "-", color=colour, label=f"{rule} ODE")
     axes.set(xscale="log", yscale="log", xlabel="t = steps / D", ylabel="ε_g", title=_title(result))
     axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
     return True
 
 
@@ -75,7 +56,7 @@ def plot_alignment(result: TheoryRun, path: Path) -> bool:
     """Angles of v with ṽ, the closest degenerate ṽ and the feedback (left) and, for AFA and
     PEPITA, |W₁F|/√D (right), per rule: ODE lines, simulation markers; False if matplotlib is
     missing."""
-    plt = _pyplot()
+    plt = pyplot(path)
     if plt is None:
         return False
     curves, t = result.curves(), result.times[1:]
@@ -125,8 +106,5 @@ def plot_alignment(result: TheoryRun, path: Path) -> bool:
             title="norm of the adaptive feedback",
         )
         norm_axes.legend(fontsize=7)
-    figure.suptitle(_title(result))
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, _title(result))
     return True

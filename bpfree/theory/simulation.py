@@ -59,32 +59,22 @@ def simulate(
         One `Trajectory` per stream. A stream whose weights stop being finite (PEPITA with a
         large F diverges) is stopped: its later states are NaN.
     """
-    rule = check_rule(rule)
-    if not lr > 0.0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if streams < 1:
-        raise ValueError(f"streams must be a positive integer, got {streams!r}")
-    times = np.asarray(times, dtype=np.float64)
-    if times.ndim != 1 or np.any(times < 0) or np.any(np.diff(times) < 0):
-        raise ValueError("times must be a non-decreasing 1-d array of non-negative times")
+    rule, times = _checked(rule, lr, times, streams)
     d = networks.D
     record_steps = np.floor(times * d + 0.5).astype(np.int64)
     rng = np.random.default_rng([seed, 1])
     w = np.repeat(networks.student_w[None], streams, axis=0)  # (s, k, i)
     v = np.repeat(networks.student_v[None], streams, axis=0)  # (s, k)
-    teacher_w, teacher_v, b, f = networks.teacher_w, networks.teacher_v, networks.b, networks.f
+    teacher, b, f = (networks.teacher_w, networks.teacher_v), networks.b, networks.f
     lr1, lr2, inv_sqrt_d = lr / math.sqrt(d), lr / d, 1.0 / math.sqrt(d)
-
     states: list[list[OrderParameters]] = [[] for _ in range(streams)]
     step, reported, next_record = 0, 0, 0
     x_block = y_block = np.empty(0)
     with np.errstate(over="ignore", invalid="ignore"):
         while next_record < len(record_steps):
             while next_record < len(record_steps) and record_steps[next_record] == step:
-                for s in range(streams):
-                    states[s].append(
-                        OrderParameters.from_weights(w[s], v[s], teacher_w, teacher_v, f, b)
-                    )
+                for s, stream in enumerate(states):
+                    stream.append(OrderParameters.from_weights(w[s], v[s], *teacher, f, b))
                 next_record += 1
             if next_record == len(record_steps):
                 break
@@ -97,28 +87,56 @@ def simulate(
                     reported = step
                 # float32 draws are twice as fast; the samples are then used in float64
                 x_block = rng.standard_normal((_CHUNK, streams, d), dtype=np.float32).astype(float)
-                y_block = activation(x_block @ teacher_w.T * inv_sqrt_d) @ teacher_v  # (c, s)
-            x, y = x_block[j], y_block[j]
-            lam = (w @ x[:, :, None])[:, :, 0] * inv_sqrt_d  # (s, k)
-            h = activation(lam)
-            e = np.einsum("sk,sk->s", v, h) - y
-            if rule == "pepita":
-                a = (w @ f) * inv_sqrt_d
-                h_err = activation(lam - e[:, None] * a)
-                x_err = x - e[:, None] * f
-                w -= lr1 * (h - h_err)[:, :, None] * x_err[:, None, :]
-                v -= lr2 * e[:, None] * h_err
-            else:
-                if rule == "bp":
-                    feedback = v
-                elif rule == "fa":
-                    feedback = b
-                else:  # afa
-                    feedback = (w @ f) * inv_sqrt_d
-                delta = feedback * activation_derivative(lam) * e[:, None]
-                w -= lr1 * delta[:, :, None] * x[:, None, :]
-                v -= lr2 * e[:, None] * h
+                y_block = activation(x_block @ teacher[0].T * inv_sqrt_d) @ teacher[1]  # (c, s)
+            _sgd_step(rule, w, v, x_block[j], y_block[j], f, b, (lr1, lr2, inv_sqrt_d))
             step += 1
     if progress is not None and step > reported:
         progress(step - reported)
     return [Trajectory.stack(times, s) for s in states]
+
+
+def _checked(rule: str, lr: float, times: np.ndarray, streams: int) -> tuple[str, np.ndarray]:
+    """The rule's name and the times as an array, or a ``ValueError`` naming the bad argument."""
+    rule = check_rule(rule)
+    if not lr > 0.0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if streams < 1:
+        raise ValueError(f"streams must be a positive integer, got {streams!r}")
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or np.any(times < 0) or np.any(np.diff(times) < 0):
+        raise ValueError("times must be a non-decreasing 1-d array of non-negative times")
+    return rule, times
+
+
+def _sgd_step(
+    rule: str,
+    w: np.ndarray,
+    v: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    f: np.ndarray,
+    b: np.ndarray,
+    scales: tuple[float, float, float],
+) -> None:
+    """One step of every stream on its sample x (s, i) with teacher output y (s,), in place
+    (the updates of the module's docstring); ``scales`` = (η/√D, η/D, 1/√D)."""
+    lr1, lr2, inv_sqrt_d = scales
+    lam = (w @ x[:, :, None])[:, :, 0] * inv_sqrt_d  # (s, k)
+    h = activation(lam)
+    e = np.einsum("sk,sk->s", v, h) - y
+    if rule == "pepita":
+        a = (w @ f) * inv_sqrt_d
+        h_err = activation(lam - e[:, None] * a)
+        x_err = x - e[:, None] * f
+        w -= lr1 * (h - h_err)[:, :, None] * x_err[:, None, :]
+        v -= lr2 * e[:, None] * h_err
+        return
+    if rule == "bp":
+        feedback = v
+    elif rule == "fa":
+        feedback = b
+    else:  # afa
+        feedback = (w @ f) * inv_sqrt_d
+    delta = feedback * activation_derivative(lam) * e[:, None]
+    w -= lr1 * delta[:, :, None] * x[:, None, :]
+    v -= lr2 * e[:, None] * h

@@ -1,16 +1,18 @@
-"""Training runs: config, loop, run folder, curves."""
+"""Training runs: config, training state, loop, run folder, curves."""
 
 from bpfree.training.config import ConfigError, TrainConfig
-from bpfree.training.run_folder import RunFolder, atomic_write
+from bpfree.training.run_folder import RunFolder, RunFolderError
+from bpfree.training.state import TrainingState
 from bpfree.training.trainer import RunResult, TrainingDiverged, evaluate, train
 
 __all__ = [
     "ConfigError",
     "RunFolder",
+    "RunFolderError",
     "RunResult",
     "TrainConfig",
     "TrainingDiverged",
-    "atomic_write",
+    "TrainingState",
     "evaluate",
     "train",
 ]

@@ -11,10 +11,16 @@ from typing import Any
 
 import yaml
 
+from bpfree.core import checks
+from bpfree.core.checks import Check
+from bpfree.core.registry import reject_unknown
 from bpfree.training import paper_defaults
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("step", "exponential")
+
+# Keys that may change when a run is resumed; any other difference is a different run.
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "data_dir", "out"})
 
 
 class ConfigError(ValueError):
@@ -73,45 +79,45 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
-        """Raise ``ConfigError`` naming the first value out of its range."""
+        """Raise ``ConfigError`` naming the first value out of its range (of a resolved config:
+        every paper default filled in)."""
         from bpfree.data import DATASETS
-        from bpfree.models import ACTIVATIONS, MODELS
+        from bpfree.models import MODELS
         from bpfree.rules import RULES
 
-        checks = [
-            ("rule", self.rule in RULES, f"one of {', '.join(sorted(RULES))}"),
-            ("dataset", self.dataset in DATASETS, f"one of {', '.join(sorted(DATASETS))}"),
-            ("model", self.model in MODELS, f"one of {', '.join(sorted(MODELS))}"),
-            ("hidden", all(h >= 1 for h in self.hidden), "a list of positive widths"),
-            (
-                "activation",
-                self.activation is None or self.activation in ACTIVATIONS,
-                f"one of {', '.join(sorted(ACTIVATIONS))}",
-            ),
-            ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
-            ("epochs", self.epochs >= 1, "at least 1"),
-            ("batch_size", self.batch_size >= 1, "at least 1"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-            ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}"),
-            ("lr", self.lr is None or self.lr > 0.0, "positive"),
-            ("momentum", 0.0 <= self.momentum < 1.0, "in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0.0, "non-negative"),
-            (
-                "warmup_weight_decay",
-                self.warmup_weight_decay is None or self.warmup_weight_decay >= 0.0,
-                "non-negative",
-            ),
-            ("lr_decay", 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
-            (
-                "decay_epochs",
-                self.decay_epochs is None or all(e >= 1 for e in self.decay_epochs),
-                "a list of epochs >= 1",
-            ),
-            ("device", self.device.split(":")[0] in ("cpu", "cuda", "mps"), "cpu, cuda or mps"),
-        ]
-        for key, ok, valid in checks:
-            if not ok:
-                raise ConfigError(f"bad value for {key!r}: {getattr(self, key)!r}; must be {valid}")
+        try:
+            for registry, name in (
+                (RULES, self.rule),
+                (DATASETS, self.dataset),
+                (MODELS, self.model),
+            ):
+                registry.lookup(name)
+            for key, check in _value_checks().items():
+                check(getattr(self, key), repr(key))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+    def default_out(self) -> Path:
+        """``runs/<dataset>-<rule>-<model>-seed<seed>``: the same run lands in the same folder.
+
+        The MLP is named by its hidden widths, e.g. ``runs/mnist-pepita-1024-seed0``.
+        """
+        from bpfree.models import MODELS
+
+        spec = MODELS.lookup(self.model)
+        label = spec.describe({"hidden": self.hidden, **self.model_options})
+        return Path("runs") / f"{self.dataset}-{self.rule}-{label}-seed{self.seed}"
+
+    def differences(self, saved: dict[str, Any]) -> list[str]:
+        """Keys on which this config is a different run from the ``saved`` one (keys that may
+        change on resume, such as ``epochs``, aside). A key the saved config lacks (written
+        before the key existed) counts as its default."""
+        defaults = TrainConfig().to_dict()
+        return sorted(
+            key
+            for key, value in self.to_dict().items()
+            if key not in RESUMABLE_CHANGES and saved.get(key, defaults[key]) != value
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,12 +129,10 @@ class TrainConfig:
             raise ConfigError(f"{source} must be a mapping of keys to values, got {values!r}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         hints = typing.get_type_hints(cls)
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"unknown key {', '.join(map(repr, unknown))} in {source}; "
-                f"valid keys: {', '.join(fields)}"
-            )
+        try:
+            reject_unknown(sorted(values), fields, what="key", where=f"in {source}")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         return cls(
             **{key: _coerce(key, value, hints[key], source) for key, value in values.items()}
         )
@@ -137,10 +141,14 @@ class TrainConfig:
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Read a YAML file of config keys."""
         path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a file; give the path of a YAML file")
         try:
             values = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not text; give a YAML file") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
         return cls.from_dict(values, source=str(path))
@@ -170,3 +178,33 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
     if hint in (str, bool) and isinstance(value, hint):
         return value
     raise ConfigError(f"{key!r} in {source} must be {hint.__name__}, got {value!r}")
+
+
+def _device(value: Any) -> bool:
+    """``cpu``, ``cuda`` or ``cuda:<index>``."""
+    kind, _, index = value.partition(":")
+    return (kind == "cpu" and not index) or (kind == "cuda" and (not index or index.isdigit()))
+
+
+def _value_checks() -> dict[str, Check]:
+    """The check of every config value but the names looked up in registries."""
+    from bpfree.models import ACTIVATIONS
+
+    epochs = Check("a list of epochs >= 1", lambda v: all(checks.is_int(e) and e >= 1 for e in v))
+    return {
+        "hidden": Check("a list of positive widths", lambda v: all(h >= 1 for h in v)),
+        "activation": checks.one_of(*ACTIVATIONS),
+        "dropout": checks.FRACTION,
+        "epochs": checks.POSITIVE_INT,
+        "batch_size": checks.POSITIVE_INT,
+        "optimizer": checks.one_of(*OPTIMIZERS),
+        "lr_schedule": checks.one_of(*LR_SCHEDULES),
+        "lr": checks.POSITIVE,
+        "momentum": checks.FRACTION,
+        "weight_decay": checks.NON_NEGATIVE,
+        "warmup_weight_decay": checks.optional(checks.NON_NEGATIVE),
+        "lr_decay": checks.UNIT_INTERVAL,
+        "decay_epochs": epochs,
+        "seed": checks.SEED,
+        "device": Check("cpu, cuda or cuda:<index>", _device),
+    }

@@ -1,34 +1,11 @@
-"""Learning curves of a run, drawn into ``curves.png`` when matplotlib is installed."""
+"""A run's learning curves and alignment, drawn when matplotlib is installed."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
-from bpfree.training.run_folder import atomic_write
-
-logger = logging.getLogger(__name__)
-
-
-def pyplot(path: Path):
-    """matplotlib's pyplot on the Agg backend, or ``None`` (and a log line) when not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib is not installed: skipping %s (pip install bpfree[plots])", path)
-        return None
-    return plt
-
-
-def save_figure(figure, path: Path, title: str) -> None:
-    figure.suptitle(title)
-    figure.tight_layout()
-    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
-    figure.clf()
+from bpfree.core.figures import pyplot, save_figure
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
@@ -45,7 +22,6 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     acc_axes.set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy")
     acc_axes.legend()
     save_figure(figure, path, title)
-    plt.close(figure)
     return True
 
 
@@ -73,5 +49,4 @@ def plot_alignment(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize="small")
     save_figure(figure, path, title)
-    plt.close(figure)
     return True

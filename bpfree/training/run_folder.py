@@ -1,68 +1,213 @@
-"""A run's folder: resolved config, per-epoch metrics, checkpoint and curves, never half-written.
+"""A run's folder: what the run is, how far it got, and its files, never half-written.
 
-Every file is replaced atomically (written beside its target, flushed, then renamed over it), so a
-crash or an interrupt leaves either the previous version or the new one, never a broken file.
+Files: ``config.yaml`` (the resolved settings), ``metrics.jsonl`` (one row per finished epoch),
+``checkpoint.pt`` (the latest finished epoch: its number, config, metrics and training state),
+``checkpoint.prev.pt`` (the one before it), and the plots.
+
+- The checkpoint is the truth: it holds the metrics of every epoch it includes, and
+  ``metrics.jsonl`` is rewritten from it when a run resumes. An epoch is saved checkpoint first,
+  so whatever a kill interrupts, the files agree with the checkpoint or trail it.
+- Every file is replaced atomically (``core.files``); the previous checkpoint is kept, and used
+  when the latest cannot be read.
+- Checkpoints are read with ``torch.load(weights_only=True)``: tensors and plain containers
+  only, so a crafted file cannot run code.
+- One process writes a folder at a time: ``writing()`` holds an exclusive lock on ``.lock``
+  (released when the process ends, however it ends); a second writer gets an error naming the
+  process that holds it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
-import tempfile
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 import yaml
 
+from bpfree.core.files import atomic_write, remove_stale_temporaries, write_text
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that it is replaced whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+try:
+    import fcntl
+except ImportError:  # not on Windows: folders are not locked there
+    fcntl = None
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_KEYS = frozenset({"epoch", "config", "metrics", "training", "data_order"})
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as it is; the message names the file and what to do."""
 
 
 class RunFolder:
-    """A run's files: ``config.yaml``, ``metrics.jsonl``, ``checkpoint.pt`` and the plots."""
+    """A run's files (see the module's docstring)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
         self.config = self.path / "config.yaml"
         self.metrics = self.path / "metrics.jsonl"
         self.checkpoint = self.path / "checkpoint.pt"
+        self.previous_checkpoint = self.path / "checkpoint.prev.pt"
         self.curves = self.path / "curves.png"
         self.alignment = self.path / "alignment.png"
+        self.lock = self.path / ".lock"
+
+    @contextmanager
+    def writing(self) -> Iterator[RunFolder]:
+        """Create the folder if needed and hold it as its only writer for the block."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.lock, "a+")  # noqa: SIM115 (held for the whole block)
+        except OSError as error:
+            raise RunFolderError(_os_message(self.path, error)) from None
+        try:
+            _lock(handle, self.path)
+            for name in (self.config, self.metrics, self.checkpoint, self.previous_checkpoint):
+                remove_stale_temporaries(self.path, name.name)
+            yield self
+        finally:
+            handle.close()
+
+    def saved_config(self) -> dict[str, Any] | None:
+        """The settings in ``config.yaml``, or None when there is none."""
+        if not self.config.exists():
+            return None
+        try:
+            values = yaml.safe_load(self.config.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise RunFolderError(
+                f"{self.config} cannot be read as YAML ({type(error).__name__}); restore it, or "
+                "move the folder away to start the run again"
+            ) from None
+        if not isinstance(values, dict):
+            raise RunFolderError(f"{self.config} is not a mapping of settings; restore it")
+        return values
 
     def write_config(self, config: dict[str, Any]) -> None:
-        text = yaml.safe_dump(config, sort_keys=False)
-        atomic_write(self.config, lambda f: f.write(text.encode()))
+        self._write(self.config, lambda: write_text(self.config, yaml.safe_dump(config)))
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        """The rows of ``metrics.jsonl``, one per finished epoch."""
+        """The rows of ``metrics.jsonl``, one per finished epoch (none when it is missing)."""
         if not self.metrics.exists():
             return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line]
+        rows = []
+        try:
+            lines = self.metrics.read_text().splitlines()
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    rows.append(json.loads(line))
+                    if not isinstance(rows[-1], dict) or "epoch" not in rows[-1]:
+                        raise ValueError(f"line {number} has no epoch")
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise RunFolderError(
+                f"{self.metrics} is damaged ({error}); the checkpoint holds the metrics: run the "
+                "same command again to rewrite it"
+            ) from None
+        return rows
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(row) + "\n" for row in rows)
-        atomic_write(self.metrics, lambda f: f.write(text.encode()))
+        self._write(self.metrics, lambda: write_text(self.metrics, text))
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        atomic_write(self.checkpoint, lambda f: torch.save(state, f))
+    def finished_epochs(self) -> int:
+        """How many epochs ``metrics.jsonl`` holds (a lower bound of the checkpoint's)."""
+        try:
+            return len(self.read_metrics())
+        except RunFolderError:
+            return 0
+
+    def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Write the checkpoint of an epoch; the latest one becomes the previous one."""
+        missing = CHECKPOINT_KEYS - set(checkpoint)
+        if missing:
+            raise ValueError(f"a checkpoint needs the keys {sorted(missing)}")
+
+        def keep_previous() -> None:
+            if self.checkpoint.exists():
+                os.replace(self.checkpoint, self.previous_checkpoint)
+
+        self._write(
+            self.checkpoint,
+            lambda: atomic_write(
+                self.checkpoint, lambda f: torch.save(checkpoint, f), before_replace=keep_previous
+            ),
+        )
 
     def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        """The saved state, or ``None`` when the run has none yet."""
-        if not self.checkpoint.exists():
-            return None
-        return torch.load(self.checkpoint, map_location=map_location, weights_only=False)
+        """The latest readable checkpoint (the previous one, with a warning, when the latest is
+        damaged), or None when the run has none; an error naming the files when none can be
+        read."""
+        problems = []
+        for path in (self.checkpoint, self.previous_checkpoint):
+            if not path.exists() and not path.is_symlink():
+                continue
+            try:
+                checkpoint = _read_checkpoint(path, map_location)
+            except RunFolderError as error:
+                problems.append(str(error))
+                continue
+            if problems:
+                logger.warning("%s; resuming from %s instead", problems[0], path.name)
+            return checkpoint
+        if problems:
+            raise RunFolderError(
+                "; ".join(problems) + f". Move {self.path} away (or pass --out) to start again"
+            )
+        return None
+
+    def _write(self, path: Path, write) -> None:
+        try:
+            write()
+        except OSError as error:
+            raise RunFolderError(_os_message(path, error)) from None
+
+
+def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """One checkpoint file, read safely, with its keys checked."""
+    if path.is_dir():
+        raise RunFolderError(f"{path} is a folder, not a checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # any unpickling or format failure: the file cannot be trusted
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise RunFolderError(f"{path} cannot be read ({reason[:200]})") from None
+    if not isinstance(checkpoint, dict) or not set(checkpoint) >= CHECKPOINT_KEYS:
+        keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise RunFolderError(f"{path} is not a bpfree checkpoint (it holds {keys})")
+    return checkpoint
+
+
+def _lock(handle, folder: Path) -> None:
+    """Take the folder's lock, or raise naming the process that holds it."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunFolderError(
+            f"run folder {folder} is in use by process {holder} (another bpfree command writing "
+            "it); wait for it to finish, or pass another --out"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+
+
+def _os_message(path: Path, error: OSError) -> str:
+    """What went wrong with a file of the run folder, and what to do."""
+    if error.errno == errno.ENOSPC:
+        return f"no space left on the device to write {path}: free some space and run again"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path} ({error.strerror}): choose a writable --out"
+    return f"cannot write {path} ({error.strerror or error}): choose another --out"

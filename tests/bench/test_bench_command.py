@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bpfree.bench import add_arguments, memory, run
-from bpfree.bench.suites import SUITES, Setting, Suite
+from bpfree.bench.suites import SUITES, BenchSuite, Setting
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def test_epoch_without_mnist_gives_the_data_error_before_any_timing(tmp_path, ca
 def test_report_prints_machine_then_one_table_per_setting_and_writes_out(
     tmp_path, monkeypatch, capsys
 ):
-    tiny = Suite("foundation", ("bp", "pepita"), (Setting("mlp", (12,), 4, (8,)),) * 2)
+    tiny = BenchSuite("foundation", ("bp", "pepita"), (Setting("mlp", (12,), 4, (8,)),) * 2)
     monkeypatch.setitem(SUITES, "foundation", tiny)
     monkeypatch.setattr(memory, "peak_memory_mib", lambda rule, setting, device, steps: 1.5)
     out_file = tmp_path / "report" / "bench.md"

@@ -83,7 +83,7 @@ def _small(setting: Setting) -> Setting:
 )
 def test_every_suite_rule_trains_on_its_suite_models(rule, setting):
     run = build_step(rule, setting, CPU, random_batch(setting, CPU))
-    before = [p.detach().clone() for p in run.optimizer.param_groups[0]["params"]]
+    before = [p.detach().clone() for p in run.state.optimizer.param_groups[0]["params"]]
     run()
-    after = run.optimizer.param_groups[0]["params"]
+    after = run.state.optimizer.param_groups[0]["params"]
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))

@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bpfree.models import MLP, MODELS, LeNet, PepitaConvNet, build_model
-from bpfree.models.registry import _MIN_SIZE
+from bpfree.models import MLP, MODELS, LeNet, LeNet4, PepitaConvNet, build_model
 
 
 def test_registry_names():
@@ -90,12 +89,14 @@ def test_hidden_must_be_a_list_of_widths():
         build_model("mlp", input_shape=(1, 28, 28), num_classes=10, hidden=512)
 
 
-@pytest.mark.parametrize("name", ["pepita-conv", "lenet", "lenet4"])
-def test_minimum_sizes_agree_with_the_constructors(name):
-    least = _MIN_SIZE[name]
+@pytest.mark.parametrize(
+    ("name", "model"), [("pepita-conv", PepitaConvNet), ("lenet", LeNet), ("lenet4", LeNet4)]
+)
+def test_minimum_sizes_agree_with_the_constructors(name, model):
+    least = MODELS[name].min_size({})
     build_model(name, input_shape=(1, least, least), num_classes=2)
     with pytest.raises(ValueError, match="at least"):
-        MODELS[name](in_channels=1, num_classes=2, image_size=least - 1)
+        model(in_channels=1, num_classes=2, image_size=least - 1)
 
 
 @pytest.mark.parametrize(

@@ -54,12 +54,12 @@ def test_config_file_with_flags_overriding(data_dir, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--rule", "pepsi"], r"bad value for 'rule'.*pepita"),
-        (["--dataset", "imagenet"], r"bad value for 'dataset'.*mnist"),
-        (["--option", "sing=1"], r"no option 'sing'.*valid options"),
+        (["--rule", "pepsi"], r"unknown rule 'pepsi'.*pepita"),
+        (["--dataset", "imagenet"], r"unknown dataset 'imagenet'.*mnist"),
+        (["--option", "sing=1"], r"unknown option 'sing'.*valid options"),
         (["--option", "sign"], "KEY=VALUE"),
-        (["--lr", "-1"], "bad value for 'lr'"),
-        (["--optimizer", "lbfgs"], r"bad value for 'optimizer'.*sgd, adam"),
+        (["--lr", "-1"], "'lr' must be a positive number, got -1.0"),
+        (["--optimizer", "lbfgs"], r"'optimizer' must be one of sgd, adam"),
         (
             ["--rule", "fg-weight", "--option", "perturbations=0"],
             "perturbations must be a positive",
@@ -70,8 +70,8 @@ def test_config_file_with_flags_overriding(data_dir, tmp_path, capsys):
             ["--rule", "dfa", "--model", "lenet", "--option", "points=[blocks.0.1]"],
             r"'blocks.0.1'.*no parameters",
         ),
-        (["--rule", "pfa", "--option", "expansion=0.5"], "expansion ratio must be at least 1"),
-        (["--rule", "fa", "--option", "sparsity=1.0"], r"sparsity must lie in \[0, 1\)"),
+        (["--rule", "pfa", "--option", "expansion=0.5"], "expansion must be a number at least 1"),
+        (["--rule", "fa", "--option", "sparsity=1.0"], r"sparsity must be a number in \[0, 1\)"),
         (["--rule", "pepita-wm", "--model", "pepita-conv"], "cannot walk PepitaConvNet"),
     ],
 )

@@ -63,7 +63,7 @@ def test_wrong_types_are_named(values, message):
     ],
 )
 def test_values_out_of_range_are_named(values, key):
-    with pytest.raises(ConfigError, match=f"bad value for '{key}'"):
+    with pytest.raises(ConfigError, match=f"unknown {key}|'{key}' must be"):
         TrainConfig(**values).resolved()
 
 

@@ -10,7 +10,7 @@ from bpfree.data import load_dataset
 from bpfree.rules import StepResult, get_rule
 from bpfree.rules.bp import BP
 from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, paper_defaults, train
-from bpfree.training.trainer import build_model, build_rule
+from bpfree.training.state import build_model, build_rule
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_acc", "seconds", "lr"}
 
@@ -48,8 +48,10 @@ def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
         "config.yaml",
         "metrics.jsonl",
         "checkpoint.pt",
+        "checkpoint.prev.pt",
         "curves.png",
         "alignment.png",
+        ".lock",
     }
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
@@ -65,9 +67,9 @@ def test_a_run_writes_its_folder(rule, data_dir, tmp_path):
     assert result.test_acc == rows[-1]["test_acc"]
     saved = yaml.safe_load((folder / "config.yaml").read_text())
     assert saved["rule"] == rule and saved["lr"] is not None and saved["activation"] is not None
-    checkpoint = torch.load(folder / "checkpoint.pt", weights_only=False)
-    assert checkpoint["epoch"] == 2
-    assert set(checkpoint) >= {"model", "rule", "optimizer", "scheduler"}
+    checkpoint = torch.load(folder / "checkpoint.pt", weights_only=True)
+    assert checkpoint["epoch"] == 2 and checkpoint["metrics"] == rows
+    assert set(checkpoint["training"]) == {"model", "rule", "optimizer", "scheduler", "random"}
 
 
 def test_a_resumed_run_equals_an_uninterrupted_one(data_dir, tmp_path):
@@ -80,8 +82,8 @@ def test_a_resumed_run_equals_an_uninterrupted_one(data_dir, tmp_path):
     )
     drop_time = [{k: v for k, v in row.items() if k != "seconds"} for row in whole.metrics]
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.metrics] == drop_time
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["training"]["model"]
+    b = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)["training"]["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -137,7 +139,9 @@ def test_diagnostics_do_not_change_the_run(data_dir, tmp_path):
         train(tiny_config(data_dir, tmp_path / str(d), rule="brsf", diagnostics=d), progress=False)
         for d in (True, False)
     ]
-    weights = [torch.load(r.folder / "checkpoint.pt", weights_only=False)["model"] for r in runs]
+    weights = [
+        torch.load(r.folder / "checkpoint.pt", weights_only=True)["training"]["model"] for r in runs
+    ]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert "alignment" in runs[0].metrics[-1] and "alignment" not in runs[1].metrics[-1]
 
@@ -147,10 +151,11 @@ def test_plastic_feedback_learns_with_the_optimizer(data_dir, tmp_path):
     settings = dict(rule="kp", lr=0.2, weight_decay=0.5, momentum=0.0, decay_epochs=[9])
     config = tiny_config(data_dir, tmp_path / "run", **settings).resolved()
     data = load_dataset("mnist", data_dir)
-    w0 = build_model(config, data).head.weight.detach()
-    b0 = build_rule(config, build_model(config, data)).B[1].detach()
+    shape, classes = data.input_shape, data.num_classes
+    w0 = build_model(config, shape, classes).head.weight.detach()
+    b0 = build_rule(config, build_model(config, shape, classes), shape).B[1].detach()
     train(config, progress=False)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["training"]
     steps = 2 * 3  # 2 epochs of 40 samples in batches of 16
     expected = (1 - config.lr * 0.5) ** steps * (w0 - b0.T)
     torch.testing.assert_close(state["model"]["head.weight"] - state["rule"]["B.1"].T, expected)
@@ -181,7 +186,7 @@ def test_bad_model_and_rule_options_are_named(data_dir, tmp_path):
     with pytest.raises(ConfigError, match=r"model_options.*stem"):
         train(config, progress=False)
     config = tiny_config(data_dir, tmp_path / "r", rule="pfa", rule_options={"expansion": 0.5})
-    with pytest.raises(ConfigError, match=r"rule_options.*expansion ratio must be at least 1"):
+    with pytest.raises(ConfigError, match=r"rule_options.*expansion must be a number at least 1"):
         train(config, progress=False)
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList, check_sparsity, feedback_generator, sparse_mask
-from bpfree.rules.feedback.mechanism import FeedbackRule, he_uniform_like_transposed
+from bpfree.core.checks import FRACTION, NON_NEGATIVE
+from bpfree.rules.common.buffers import BufferList
+from bpfree.rules.common.init import he_uniform_like_transposed
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.streams import sparse_mask
+from bpfree.rules.feedback.mechanism import FeedbackRule
 from bpfree.rules.registry import register
 
 
@@ -37,6 +43,7 @@ class FA(FeedbackRule):
 
     Example:
         >>> rule = FA(model, seed=0)
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01)
         >>> rule.step(x, y); opt.step()
 
     Reference: Lillicrap, Cownden, Tweed, Akerman, "Random synaptic feedback weights support
@@ -44,29 +51,20 @@ class FA(FeedbackRule):
     """
 
     name = "fa"
+    sparsity = Option(0.0, FRACTION)
+    scale = Option(1.0, NON_NEGATIVE)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        seed: int = 0,
-        sparsity: float = 0.0,
-        scale: float = 1.0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        self.sparsity = check_sparsity(sparsity)
-        if not scale >= 0.0:
-            raise ValueError(f"scale must be non-negative, got {scale!r}")
-        self.scale = scale
-        generator = feedback_generator(seed, self.name)
-        feedback = []
-        for layer in self.layers:
-            b = he_uniform_like_transposed(layer.weight, generator).mul_(scale)
-            if self.sparsity:
-                b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
-            feedback.append(b)
-        self.B = BufferList(feedback)
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        with self.stream.generator() as generator:
+            self.B = BufferList([self.draw(layer.weight, generator) for layer in self.layers])
+
+    def draw(self, weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """B_l: like W_l, times ``scale``, with a fraction ``sparsity`` of it held at zero."""
+        b = he_uniform_like_transposed(weight, generator).mul_(self.scale)
+        if self.sparsity:
+            b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
+        return b
 
     def feedback(self, index: int) -> torch.Tensor:
         return self.B[index]

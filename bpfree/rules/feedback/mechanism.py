@@ -8,22 +8,29 @@ feedback in W's place) while the weight and bias get the exact gradient for δy.
 rule runs on any ``nn.Module`` graph. A weighted layer type the rule cannot convert is an error
 that names it: nothing silently falls back to backpropagation.
 
-Feedback tensors have the shape of Wᵀ (see ``layers``). Index letters: n batch, i inputs,
-o outputs.
+Feedback tensors have the shape of Wᵀ (see ``common.layer_math``). Index letters: n batch,
+i inputs, o outputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from bpfree.rules.base import Rule, StepResult, clear_grads
-from bpfree.rules.feedback.layers import LayerOps, conv_config, ops_for
+from bpfree.core.checks import SEED
+from bpfree.rules.base import Rule, StepResult
+from bpfree.rules.common.alignment import alignment_of
+from bpfree.rules.common.layer_math import ConvConfig, LayerOps, conv_config, ops_for
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.probe import eval_mode
+from bpfree.rules.common.streams import RandomStream
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +41,9 @@ EXACT_LAYERS: tuple[type[nn.Module], ...] = (
     nn.GroupNorm,
 )
 SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
+
+# A feedback path: (δy, x, conv geometry or None, δW or None) -> δx.
+Path = Callable[[torch.Tensor, torch.Tensor, Any, Any], torch.Tensor]
 
 
 class _FeedbackFunction(torch.autograd.Function):
@@ -63,21 +73,30 @@ class FeedbackMode(TorchFunctionMode):
     """Inside this context, linear and conv calls on the given weights take their feedback paths.
 
     ``paths`` maps a weight to ``(ops, path)`` with ``path(δy, x, config, δW) -> δx``; other
-    calls run unchanged.
+    calls run unchanged. With ``path`` None, a call runs unchanged and ``on_input(weight, x,
+    config)`` is told of it instead.
     """
 
-    def __init__(self, paths: dict[nn.Parameter, object]) -> None:
+    def __init__(
+        self,
+        paths: dict[nn.Parameter, tuple[LayerOps, Path | None]],
+        on_input: Callable[[nn.Parameter, torch.Tensor, Any], None] | None = None,
+    ) -> None:
         super().__init__()
-        self._paths = {id(weight): entry for weight, entry in paths.items()}
+        self._paths = {id(weight): (weight, *entry) for weight, entry in paths.items()}
+        self._on_input = on_input
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.linear or func is F.conv2d:
             entry = self._paths.get(id(args[1] if len(args) > 1 else kwargs.get("weight")))
             if entry is not None:
-                ops, path = entry
+                weight_param, ops, path = entry
                 x, weight, bias, rest = _split_arguments(args, kwargs)
                 config = conv_config(rest, kwargs, weight.shape[2:]) if func is F.conv2d else None
+                if path is None:
+                    self._on_input(weight_param, x, config)
+                    return ops.forward(x, weight, bias, config)
                 return _FeedbackFunction.apply(x, weight, bias, ops, config, path)
         return func(*args, **kwargs)
 
@@ -114,13 +133,6 @@ def convertible_layers(model: nn.Module, rule_name: str) -> dict[str, nn.Module]
     return layers
 
 
-def he_uniform_like_transposed(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A Wᵀ-shaped tensor drawn like W (uniform in ±√(6 / fan_in)), on W's device and dtype."""
-    bound = math.sqrt(6.0 / weight[0].numel())
-    b = torch.empty(weight.shape, dtype=weight.dtype).uniform_(-bound, bound, generator=generator)
-    return b.transpose(0, 1).contiguous().to(weight.device)
-
-
 class FeedbackRule(Rule):
     """A rule whose backward pass runs through feedback weights, one set per converted layer.
 
@@ -128,10 +140,21 @@ class FeedbackRule(Rule):
     replace the whole feedback path (``backward_through``), prepare a step (``before_step``) or
     adapt their state after the backward pass (``after_backward``). ``converted`` names each
     converted layer with its type and weight shape.
+
+    Every feedback rule draws its feedback (and any later random draw) from ``stream``, seeded
+    by its ``seed`` option.
+
+    State: ``stream.state``, and which layers' feedback carries errors (those whose input is not
+    data), with the shape and geometry of their inputs, ``feedback_inputs``: learnt at the first
+    step (or by ``probe_feedback_inputs``) and saved, so a resumed rule knows them before its
+    first step.
     """
 
-    def __init__(self, model: nn.Module, *, num_classes: int | None = None) -> None:
-        super().__init__(model, num_classes=num_classes)
+    seed = Option(0, SEED)
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.stream = RandomStream(self.seed, self.name)
         layers = convertible_layers(model, type(self).__name__)
         self.converted: dict[str, str] = {
             path: f"{type(layer).__name__}{tuple(layer.weight.shape)}"
@@ -139,9 +162,7 @@ class FeedbackRule(Rule):
         }
         object.__setattr__(self, "layers", list(layers.values()))
         object.__setattr__(self, "ops", [ops_for(layer) for layer in self.layers])
-        # Input shape and geometry of each layer whose feedback path has run: the layers whose
-        # feedback matters (a first layer fed by data never needs one).
-        self.feedback_inputs: dict[int, tuple[tuple[int, ...], object]] = {}
+        self.feedback_inputs: dict[int, tuple[tuple[int, ...], ConvConfig | None]] = {}
 
     def feedback(self, index: int) -> torch.Tensor:
         """The Wᵀ-shaped feedback of layer ``index`` at this step."""
@@ -158,17 +179,14 @@ class FeedbackRule(Rule):
         ops: LayerOps = self.ops[index]
         return ops.input_grad(grad_y, ops.transpose(self.feedback(index)), x, config)
 
-    def before_step(self) -> None:
-        """Prepare the feedback of a step (e.g. redraw random magnitudes)."""
+    def before_step(self, x: torch.Tensor) -> None:
+        """Prepare the feedback of a step on the (checked) batch ``x``."""
 
     def after_backward(self) -> None:
         """Adapt the feedback state once the gradients are written."""
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_batch(x, y)
-        clear_grads(self.model)
-        clear_grads(self)
-        self.before_step()
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        self.before_step(x)
         paths = {
             layer.weight: (ops, self._path(index))
             for index, (layer, ops) in enumerate(zip(self.layers, self.ops, strict=True))
@@ -180,27 +198,55 @@ class FeedbackRule(Rule):
         self.after_backward()
         return StepResult(loss.item(), output.detach())
 
-    def _path(self, index: int):
+    def _path(self, index: int) -> Path:
         def path(grad_y, x, config, grad_w):
             self.feedback_inputs[index] = (tuple(x.shape), config)
             return self.backward_through(index, grad_y, x, config, grad_w)
 
         return path
 
+    def probe_feedback_inputs(self, x: torch.Tensor) -> None:
+        """Learn ``feedback_inputs`` from one forward pass on ``x`` in eval mode (no dropout
+        mask drawn, no running statistic moved, nothing written): a layer's feedback carries
+        errors where its input depends on trained parameters. They are kept in the order a
+        backward pass would reach them, last layer first, as a training step records them."""
+        index_of = {id(layer.weight): i for i, layer in enumerate(self.layers)}
+        found: dict[int, tuple[tuple[int, ...], ConvConfig | None]] = {}
+
+        def record(weight: nn.Parameter, inputs: torch.Tensor, config) -> None:
+            if inputs.requires_grad:
+                found[index_of[id(weight)]] = (tuple(inputs.shape), config)
+
+        paths = {
+            layer.weight: (ops, None) for layer, ops in zip(self.layers, self.ops, strict=True)
+        }
+        with eval_mode(self.model), torch.enable_grad(), FeedbackMode(paths, record):
+            self.model(x)
+        self.feedback_inputs = dict(reversed(found.items()))
+
     def alignment(self) -> dict[str, dict[str, float]]:
         """Angle (degrees) and norm ratio of each used feedback against Wᵀ, by layer name.
 
         Only layers whose feedback path has run are reported (all of them before any step).
         """
-        from bpfree.diagnostics import angle_degrees, norm_ratio
-
         used = self.feedback_inputs or range(len(self.layers))
         names = list(self.converted)
         with torch.no_grad():
             return {
-                names[i]: {
-                    "angle": angle_degrees(self.feedback(i), self.layers[i].weight.transpose(0, 1)),
-                    "norm_ratio": norm_ratio(self.feedback(i), self.layers[i].weight),
-                }
+                names[i]: alignment_of(self.feedback(i), self.layers[i].weight.transpose(0, 1))
                 for i in sorted(used)
             }
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {
+            "feedback_inputs": {
+                index: (shape, None if config is None else dataclasses.astuple(config))
+                for index, (shape, config) in self.feedback_inputs.items()
+            }
+        }
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.feedback_inputs = {
+            int(index): (tuple(shape), None if config is None else ConvConfig(*config))
+            for index, (shape, config) in state["feedback_inputs"].items()
+        }

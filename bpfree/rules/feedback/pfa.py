@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from bpfree.rules.base import BufferList, check_sparsity, feedback_generator, sparse_mask
+from bpfree.core.checks import BOOLEAN, FRACTION, at_least
+from bpfree.rules.common.buffers import BufferList
+from bpfree.rules.common.init import glorot_uniform_
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.streams import sparse_mask
 from bpfree.rules.feedback.mechanism import FeedbackRule
 from bpfree.rules.registry import register
 
@@ -25,11 +30,12 @@ class PFA(FeedbackRule):
         ē = B e                                  (4)
         δx = R ē, then ⊙ σ′ by the layer below  (5)   — the feedback R B stands in for Wᵀ
         ΔR = x ēᵀ  (∇R = x ēᵀ as a descent direction, averaged over the batch)   (6)
-    R is a parameter of the rule: give ``rule.parameters()`` to the model's optimizer, whose
-    weight decay then acts on W and R alike (the paper's App. A: 0.03 in the first epoch, then
-    1e-4 on MNIST). B is Glorot-uniform with gain √((1 + 1/ρ) / 2), so that E[BᵀB] = I (the paper
-    quotes the gain factor (1 + λ)/2, λ = 1/ρ, for BᵀB ≈ I), or semi-orthogonal (BᵀB = I) for
-    PFA-o; R is Glorot-uniform. With B = I (ρ = 1), PFA is Kolen-Pollack.
+    R is a parameter of the rule, trained by the optimizer ``bpfree.optimizer(rule, ...)``
+    builds over the model's parameters and R, whose weight decay then acts on W and R alike
+    (the paper's App. A: 0.03 in the first epoch, then 1e-4 on MNIST). B is Glorot-uniform with
+    gain √((1 + 1/ρ) / 2), so that E[BᵀB] = I (the paper quotes the gain factor (1 + λ)/2,
+    λ = 1/ρ, for BᵀB ≈ I), or semi-orthogonal (BᵀB = I) for PFA-o; R is Glorot-uniform. With
+    B = I (ρ = 1), PFA is Kolen-Pollack.
 
     Args:
         model: any ``nn.Module`` whose weighted layers are Linear or ungrouped Conv2d.
@@ -41,31 +47,25 @@ class PFA(FeedbackRule):
 
     Example:
         >>> rule = PFA(model)
-        >>> opt = torch.optim.SGD([*model.parameters(), *rule.parameters()], lr=0.01,
-        ...                       momentum=0.9, weight_decay=1e-4)
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01, momentum=0.9,
+        ...                        weight_decay=1e-4)
         >>> rule.step(x, y); opt.step()
 
     Reference: Li, Benna, "Deep Learning without Weight Symmetry", 2024.
     """
 
     name = "pfa"
+    expansion = Option(10.0, at_least(1))
+    orthogonal = Option(False, BOOLEAN)
+    sparsity = Option(0.0, FRACTION)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        expansion: float = 10.0,
-        orthogonal: bool = False,
-        sparsity: float = 0.0,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        if not expansion >= 1.0:
-            raise ValueError(f"expansion ratio must be at least 1, got {expansion!r}")
-        self.expansion, self.orthogonal = float(expansion), bool(orthogonal)
-        self.sparsity = check_sparsity(sparsity)
-        generator = feedback_generator(seed, self.name)
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        with self.stream.generator() as generator:
+            self._draw_feedback(generator)
+
+    def _draw_feedback(self, generator: torch.Generator) -> None:
+        """B (k, o) and R (i, k) of every layer, and their sparsity masks."""
         projections, plastic, masks = [], [], []
         for path, layer in zip(self.converted, self.layers, strict=True):
             if getattr(layer, "groups", 1) != 1:
@@ -73,7 +73,7 @@ class PFA(FeedbackRule):
             weight = layer.weight
             o, k = weight.shape[0], math.ceil(self.expansion * weight.shape[0])
             b = self._draw_b(k, o, generator)
-            r = _glorot(torch.empty((k, *weight.shape[1:])), generator).transpose(0, 1)
+            r = glorot_uniform_(torch.empty((k, *weight.shape[1:])), generator).transpose(0, 1)
             if self.sparsity:
                 b.mul_(sparse_mask(b.shape, self.sparsity, generator, b))
                 masks.append(sparse_mask(r.shape, self.sparsity, generator, r))
@@ -89,7 +89,7 @@ class PFA(FeedbackRule):
         b = torch.empty(k, o)
         if self.orthogonal:
             return nn.init.orthogonal_(b, generator=generator)
-        return _glorot(b, generator, gain=math.sqrt((1.0 + 1.0 / self.expansion) / 2.0))
+        return glorot_uniform_(b, generator, gain=math.sqrt((1.0 + 1.0 / self.expansion) / 2.0))
 
     def feedback(self, index: int) -> torch.Tensor:
         """The product R B, shaped like Wᵀ: the path the error takes instead of Wᵀ.
@@ -128,29 +128,4 @@ class PFA(FeedbackRule):
 class PFAOrthogonal(PFA):
     __doc__ = PFA.__doc__
     name = "pfa-o"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        expansion: float = 10.0,
-        sparsity: float = 0.0,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            expansion=expansion,
-            orthogonal=True,
-            sparsity=sparsity,
-            seed=seed,
-            num_classes=num_classes,
-        )
-
-
-def _glorot(tensor: torch.Tensor, generator: torch.Generator, gain: float = 1.0) -> torch.Tensor:
-    """Glorot-uniform in place: bound gain·√(6 / (fan_in + fan_out)) of the (out, in, ...) view."""
-    receptive = tensor[0][0].numel() if tensor.dim() > 2 else 1
-    fan_in, fan_out = tensor.shape[1] * receptive, tensor.shape[0] * receptive
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return tensor.uniform_(-bound, bound, generator=generator)
+    orthogonal = Option(True, BOOLEAN)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bpfree.core.checks import NON_NEGATIVE_INT, SEED, one_of
 from bpfree.rules.base import StepResult
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.forward_forward.mechanism import (
     SIGNS,
-    SampleStream,
-    check_activations,
-    check_threshold,
+    THRESHOLD,
+    ForwardForwardRule,
     ff_loss,
     goodness,
     goodness_delta,
@@ -31,14 +34,11 @@ from bpfree.rules.forward_forward.negatives import (
     resolve_image_shape,
     wrong_labels,
 )
-from bpfree.rules.forward_only.mechanism import ForwardOnlyRule, write_outer_grad
 from bpfree.rules.registry import register
-
-NEGATIVES = ("label", "hybrid")
 
 
 @register
-class FF(ForwardOnlyRule):
+class FF(ForwardForwardRule):
     """Forward-Forward (Hinton 2022): two forward passes, one local logistic loss per layer.
 
     Symbols: h_l the output of hidden layer l (ReLU, dropout), ĥ_l = √o h_l / (‖h_l‖₂ + ε) what
@@ -87,7 +87,8 @@ class FF(ForwardOnlyRule):
 
     Example:
         >>> model = MLP((784, 500, 500, 10))
-        >>> rule, opt = FF(model), torch.optim.Adam(model.parameters(), lr=1e-3)
+        >>> rule = FF(model)
+        >>> opt = bpfree.optimizer(rule, torch.optim.Adam, lr=1e-3)
         >>> rule.step(x, y); opt.step()
 
     Reference: Hinton, "The Forward-Forward Algorithm: Some Preliminary Investigations",
@@ -96,49 +97,37 @@ class FF(ForwardOnlyRule):
 
     name = "ff"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        negatives: str = "label",
-        threshold: float | None = None,
-        goodness_layers: Sequence[int] | None = None,
-        blur_steps: int = 6,
-        image_shape: Sequence[int] | None = None,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
+    negatives = Option("label", one_of("label", "hybrid"))
+    threshold = Option(None, THRESHOLD)
+    goodness_layers = Option(None)
+    blur_steps = Option(6, NON_NEGATIVE_INT)
+    image_shape = Option(None)
+    seed = Option(0, SEED)
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
         hidden = self.stack.hidden
-        check_activations(hidden, self.name)
-        if negatives not in NEGATIVES:
-            raise ValueError(f"negatives must be 'label' or 'hybrid', got {negatives!r}")
         features = hidden[0].linear.in_features
-        if negatives == "label" and self.num_classes > features:
+        if self.negatives == "label" and self.num_classes > features:
             raise ValueError(
                 f"num_classes must be at most the {features} input features for "
                 f"negatives='label' (the label overwrites the first num_classes features), "
                 f"got {self.num_classes}"
             )
-        if negatives == "hybrid" and goodness_layers is not None:
+        if self.negatives == "hybrid" and self.goodness_layers is not None:
             raise ValueError(
                 "goodness_layers applies to negatives='label' only (hybrid mode predicts with "
                 "the head)"
             )
-        if isinstance(blur_steps, bool) or not isinstance(blur_steps, int) or blur_steps < 0:
-            raise ValueError(f"blur_steps must be a non-negative integer, got {blur_steps!r}")
-        self.negatives, self.blur_steps = negatives, blur_steps
-        self.threshold = check_threshold(threshold)
         self.thresholds = thresholds(hidden, self.threshold)
-        self.goodness_layers = check_goodness_layers(goodness_layers, len(hidden))
-        self.image_shape = check_image_shape(image_shape, features)
-        self.stream = SampleStream(seed, self.name)
+        self.goodness_layers = check_goodness_layers(self.goodness_layers, len(hidden))
+        self.image_shape = check_image_shape(self.image_shape, features)
+        self.stream = RandomStream(self.seed, self.name)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         batch_shape = x.shape
-        x = self.model.flatten(x)
-        self.check_batch(x, y)
+        x = self.stack.inputs(x)
         masks = self.stack.replayable_masks(x.shape[0], x)  # drawn layer by layer, twice
         if self.negatives == "label":
             return self.step_label(x, y, masks)
@@ -202,14 +191,14 @@ class FF(ForwardOnlyRule):
         features = normalise(h[0])  # ĥ_{L−1} of the positive pass
         logits = self.stack.output.forward(features, None)
         head_loss, e = head_error(logits, y, self.num_classes)
-        write_outer_grad(self.stack.output, e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
+        self.stack.output.write_grad(e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
         return StepResult((loss + head_loss).item(), logits)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Label mode: Σ_{l ∈ goodness_layers} G_l(embed(x, k)) for each label k, (n, c).
         Hybrid mode: the head's logits on ĥ_{L−1}."""
-        x = self.model.flatten(x)
+        x = self.stack.inputs(x)
         masks = self.stack.dropout_mask_stream(x.shape[0], x)
         if self.negatives == "hybrid":
             return head_logits(self.stack.hidden, self.stack.output, x, masks)
@@ -244,15 +233,6 @@ class FF(ForwardOnlyRule):
         deeper = walk(rest, normalise(h), masks)
         del h  # the walk holds ĥ₁ alone, and frees it after the second layer
         yield from deeper
-
-    def extra_repr(self) -> str:
-        shown = (
-            f", goodness_layers={list(self.goodness_layers)}" if self.negatives == "label" else ""
-        )
-        return (
-            f"{super().extra_repr()}, negatives={self.negatives!r}, "
-            f"thresholds={self.thresholds}{shown}"
-        )
 
 
 def check_goodness_layers(layers: Sequence[int] | None, depth: int) -> tuple[int, ...]:

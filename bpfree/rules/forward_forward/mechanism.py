@@ -25,26 +25,33 @@ and negative passes carry a leading axis of 2 (row 0 positive, row 1 negative).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bpfree.rules.forward_gradient.mechanism import RandomStream
-from bpfree.rules.forward_only.mechanism import DenseLayer, grad_buffer
+from bpfree.core.checks import POSITIVE, optional
+from bpfree.rules.base import Rule
+from bpfree.rules.common.activations import activation_of
+from bpfree.rules.common.losses import cross_entropy_error, one_hot
+from bpfree.rules.common.walk import DenseLayer, LayerStack
 
 NORM_EPS = 1e-8
 """ε of the layer normalisation ĥ = √o h / (‖h‖₂ + ε): keeps an all-zero activity at zero."""
 
-# σ′(a) of each supported activation; ReLU needs none: h = 0 wherever σ′(a) = 0, else σ′ = 1.
-SLOPES: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor] | None] = {
-    nn.ReLU: None,
-    nn.Identity: None,
-    nn.Tanh: lambda a: 1.0 - torch.tanh(a).square(),
-    nn.Sigmoid: lambda a: torch.sigmoid(a) * torch.sigmoid(-a),
-}
+
+class ForwardForwardRule(Rule):
+    """A rule of the family: it walks the layers the model describes (``self.stack``,
+    ``common.walk``) with autograd off, each hidden layer on its own goodness."""
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        stack = LayerStack(model, self.name, self.grads)
+        object.__setattr__(self, "stack", stack)
+        check_activations(stack.hidden, self.name)
+
 
 SIGNS = (1.0, -1.0)
 """s of the positive and the negative pass, in the order they are stacked."""
@@ -54,30 +61,18 @@ def check_activations(layers: Sequence[DenseLayer], rule_name: str) -> None:
     """Refuse a hidden layer whose derivative the goodness gradient does not know: an unknown
     activation, or an activity normalisation after it (FF normalises between layers itself)."""
     for l, layer in enumerate(layers):
-        norm = getattr(layer, "normalize", None)
-        if norm is not None:
+        if layer.normalize is not None:
             raise ValueError(
-                f"{rule_name} cannot train hidden layer {l}: it ends in {type(norm).__name__}, "
-                "and Forward-Forward's goodness is the activity before any normalisation "
-                "(it normalises between layers itself); build the model without it"
+                f"{rule_name} cannot train hidden layer {l}: it ends in "
+                f"{type(layer.normalize).__name__}, and Forward-Forward's goodness is the activity "
+                "before any normalisation (it normalises between layers itself); build the model "
+                "without it"
             )
-        if type(layer.activation) not in SLOPES:
-            raise ValueError(
-                f"{rule_name} cannot train hidden layer {l}: activation "
-                f"{type(layer.activation).__name__} is not one of "
-                f"{', '.join(sorted(t.__name__ for t in SLOPES))}"
-            )
+        activation_of(layer.activation, rule_name, f"hidden layer {l}")
 
 
-def check_threshold(threshold: float | None) -> float | None:
-    """θ as a positive float, or ``None`` (each layer's width); a ``ValueError`` names it."""
-    if threshold is None:
-        return None
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise ValueError(f"threshold must be a positive number or None, got {threshold!r}")
-    if not 0.0 < float(threshold) < float("inf"):
-        raise ValueError(f"threshold must be positive and finite (θ > 0), got {threshold!r}")
-    return float(threshold)
+THRESHOLD = optional(POSITIVE)
+"""θ: a positive number, or None for each layer's number of units."""
 
 
 def thresholds(layers: Sequence[DenseLayer], threshold: float | None) -> list[float]:
@@ -119,9 +114,9 @@ def goodness_delta(
 ) -> torch.Tensor:
     """δ = ∂loss/∂a = dG · 2h ⊙ σ′(a) ⊙ m, for h = σ(a) ⊙ m of shape (..., o) and dG of (...)."""
     delta = h * (2.0 * dG).unsqueeze(-1)
-    slope = SLOPES[type(layer.activation)]
-    if slope is not None:
-        delta.mul_(slope(a))
+    activation = activation_of(layer.activation, "Forward-Forward", "a layer")
+    if not activation.slope_is_indicator:  # ReLU, identity: h ⊙ σ′(a) = h
+        delta.mul_(activation.slope(a))
     if mask is not None:
         delta.mul_(mask)
     return delta
@@ -154,12 +149,12 @@ def write_summed_grad(layer: DenseLayer, n: int, *pairs: tuple[torch.Tensor, tor
     Each pair is (δ (r, o), pre (r, i)) with any number of rows r: the positive and negative
     rows of a batch of n samples are summed, then divided by n (not by 2n).
     """
-    weight = grad_buffer(layer.linear.weight)
+    weight = layer.grads(layer.linear.weight)
     for k, (delta, pre) in enumerate(pairs):
         # 'ro,ri->oi', the first pair overwriting what the last step left
         torch.addmm(weight, delta.T, pre, beta=float(k > 0), alpha=1.0 / n, out=weight)
     if layer.linear.bias is not None:
-        bias = grad_buffer(layer.linear.bias)
+        bias = layer.grads(layer.linear.bias)
         torch.sum(pairs[0][0], dim=0, out=bias)
         for delta, _ in pairs[1:]:
             bias.add_(delta.sum(dim=0))
@@ -170,28 +165,15 @@ def head_error(
     logits: torch.Tensor, y: torch.Tensor, num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax cross-entropy of the head and its error e = softmax(logits) − t (n, c)."""
-    log_p = torch.log_softmax(logits, dim=1)
-    loss = -log_p.gather(1, y.unsqueeze(1)).mean()
-    return loss, log_p.exp().sub_(F.one_hot(y, num_classes).to(logits.dtype))
+    loss, _, e = cross_entropy_error(logits, one_hot(y, num_classes, logits.dtype), y)
+    return loss, e
 
 
 def zero_grad(layer: DenseLayer) -> None:
-    """Set the layer's ``.grad`` to zeros: the rule does not train it, and the optimizer leaves
-    it where it is (plain SGD and Adam; decoupled weight decay still shrinks it)."""
+    """Write a zero update for the layer: the rule does not train it, and the optimizer leaves
+    it where it is (plain SGD and Adam; weight decay still shrinks it)."""
     for param in layer.linear.parameters():
-        grad_buffer(param).zero_()
-
-
-class SampleStream(RandomStream):
-    """The seeded stream negative samples are drawn from; its position is saved as rule state."""
-
-    @contextmanager
-    def generator(self) -> Iterator[torch.Generator]:
-        """A CPU generator at the stream's position; the stream advances by what it draws."""
-        generator = torch.Generator()
-        generator.set_state(self.state.cpu())
-        yield generator
-        self.state.copy_(generator.get_state())
+        layer.grads.zeros(param)
 
 
 def head_logits(

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import torch
 from torch import nn
 
-from bpfree.rules.base import StepResult, feedback_generator
-from bpfree.rules.forward_forward.mechanism import (
-    SIGNS,
-    check_activations,
-    check_threshold,
-    ff_loss,
-    goodness,
-    goodness_delta,
-    head_error,
-    head_logits,
-    normalise,
-    thresholds,
-    walk,
-    write_summed_grad,
-)
-from bpfree.rules.forward_only.mechanism import (
-    ForwardOnlyRule,
-    check_sign,
-    first_layer_maps,
-    write_outer_grad,
-)
+from bpfree.core.checks import NON_NEGATIVE, SEED, SIGN
+from bpfree.rules.base import StepResult
+from bpfree.rules.common.init import uniform_feedback
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.streams import seeded_generator
+from bpfree.rules.common.walk import first_layer_maps
+from bpfree.rules.forward_forward import mechanism as ff
 from bpfree.rules.registry import register
 
 
 @register
-class FFTopDown(ForwardOnlyRule):
+class FFTopDown(ff.ForwardForwardRule):
     """Forward-Forward whose negative sample is the input modulated by the output error
     (ICLR 2024, Sec. 5.2: PEPITA seen as FF with top-down feedback).
 
@@ -67,7 +53,8 @@ class FFTopDown(ForwardOnlyRule):
 
     Example:
         >>> model = MLP((784, 1024, 10))
-        >>> rule, opt = FFTopDown(model), torch.optim.SGD(model.parameters(), lr=0.01)
+        >>> rule = FFTopDown(model)
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01)
         >>> rule.step(x, y); opt.step()
 
     References: Srinivasan, Mignacco, Sorbaro, Refinetti, Cooper, Kreiman, Dellaferrera,
@@ -77,50 +64,37 @@ class FFTopDown(ForwardOnlyRule):
 
     name = "ff-topdown"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        sign: int = -1,
-        threshold: float | None = None,
-        f_scale: float = 0.5,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        check_activations(self.stack.hidden, self.name)
-        check_sign(sign)
-        if not f_scale >= 0.0:
-            raise ValueError(f"f_scale must be non-negative, got {f_scale!r}")
-        self.sign = sign
-        self.threshold = check_threshold(threshold)
-        self.thresholds = thresholds(self.stack.hidden, self.threshold)
-        first = self.stack.hidden[0].linear.weight
-        n_inputs = first.shape[1]
-        bound = f_scale * math.sqrt(6.0 / n_inputs)
-        F = torch.empty(n_inputs, self.num_classes, dtype=first.dtype)
-        F.uniform_(-bound, bound, generator=feedback_generator(seed, self.name))
-        self.register_buffer("F", F.to(first.device))
+    sign = Option(-1, SIGN)
+    threshold = Option(None, ff.THRESHOLD)
+    f_scale = Option(0.5, NON_NEGATIVE)
+    seed = Option(0, SEED)
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        self.thresholds = ff.thresholds(self.stack.hidden, self.threshold)
+        first = self.stack.hidden[0].weight
+        generator = seeded_generator(self.seed, self.name)
+        F = uniform_feedback(first.shape[1], self.num_classes, self.f_scale, generator, first)
+        self.register_buffer("F", F)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        x = self.model.flatten(x)
-        self.check_batch(x, y)
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        x = self.stack.inputs(x)
         n, s = x.shape[0], self.sign
         first, *rest = self.stack.hidden
         # The same masks for both passes, drawn once: the clean pass is held whole anyway.
         masks = self.stack.shared_masks(n, x)
         clean_masks = masks.first_pass()
-        sign = x.new_tensor(SIGNS).unsqueeze(1)
+        sign = x.new_tensor(ff.SIGNS).unsqueeze(1)
 
         # Clean (positive) pass, and (W₁ F)ᵀ for the negative pass.
         a_1, W1_F_T = first_layer_maps(first, x, self.F.T)
         clean = [(x, a_1, first.activate(a_1, next(clean_masks)))]
-        clean += walk(rest, normalise(clean[0][2]), clean_masks)
-        features = normalise(clean[-1][2])
+        clean += ff.walk(rest, ff.normalise(clean[0][2]), clean_masks)
+        features = ff.normalise(clean[-1][2])
         logits = self.stack.output.forward(features, None)
-        loss, e = head_error(logits, y, self.num_classes)
-        write_outer_grad(self.stack.output, e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
+        loss, e = ff.head_error(logits, y, self.num_classes)
+        self.stack.output.write_grad(e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
 
         # Negative pass on x + s F e, each layer trained as soon as both its passes are known.
         negative_masks = masks.second_pass()
@@ -132,27 +106,26 @@ class FFTopDown(ForwardOnlyRule):
             if l == 0:
                 a_neg = torch.addmm(a_1, e, W1_F_T, alpha=s)  # W₁ (x + s F e) = W₁ x + s (W₁ F) e
             else:
-                pre_neg = normalise(h_neg)
+                pre_neg = ff.normalise(h_neg)
                 a_neg = layer.linear.forward(pre_neg)
             h_neg = layer.activate(a_neg, mask)
-            layer_loss, dG = ff_loss(torch.stack([goodness(h), goodness(h_neg)]), sign, theta, n)
-            delta = goodness_delta(layer, a, h, dG[0], mask)
-            delta_neg = goodness_delta(layer, a_neg, h_neg, dG[1], mask)
+            layer_loss, dG = ff.ff_loss(
+                torch.stack([ff.goodness(h), ff.goodness(h_neg)]), sign, theta, n
+            )
+            delta = ff.goodness_delta(layer, a, h, dG[0], mask)
+            delta_neg = ff.goodness_delta(layer, a_neg, h_neg, dG[1], mask)
             loss += layer_loss
             if l > 0:
-                write_summed_grad(layer, n, (delta, pre), (delta_neg, pre_neg))
+                ff.write_summed_grad(layer, n, (delta, pre), (delta_neg, pre_neg))
                 continue
             # ΔW₁ = (δ⁺ᵀ x + δ⁻ᵀ (x + s F e)) / n = ((δ⁺ + δ⁻)ᵀ x + s (δ⁻ᵀ e) Fᵀ) / n
-            write_summed_grad(layer, n, (delta + delta_neg, x))
+            ff.write_summed_grad(layer, n, (delta + delta_neg, x))
             layer.linear.weight.grad.addmm_(delta_neg.T.mm(e), self.F.T, alpha=s / n)
         return StepResult(loss.item(), logits)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The head's logits on ĥ_{L−1}: the network ``step`` trains, normalised between layers."""
-        x = self.model.flatten(x)
+        x = self.stack.inputs(x)
         masks = self.stack.dropout_mask_stream(x.shape[0], x)
-        return head_logits(self.stack.hidden, self.stack.output, x, masks)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sign={self.sign:+d}, thresholds={self.thresholds}"
+        return ff.head_logits(self.stack.hidden, self.stack.output, x, masks)

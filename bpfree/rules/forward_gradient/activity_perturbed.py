@@ -2,56 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from bpfree.core.checks import POSITIVE_INT, SEED
 from bpfree.rules.base import Rule, StepResult
-from bpfree.rules.forward_gradient.mechanism import (
-    RandomStream,
-    activity_gradient,
-    activity_jvp,
-    check_perturbations,
-    output_shapes,
-)
-from bpfree.rules.forward_only.mechanism import grad_buffer
+from bpfree.rules.common.directional import activity_gradient, activity_jvp
+from bpfree.rules.common.layer_math import ConvConfig, layer_config, ops_for
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.probe import output_shapes
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.registry import register
-
-
-def _linear_grads(layer: nn.Linear, h: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    """∂/∂W = Σ gᵀ h ('...k,...i->ki') and ∂/∂b = Σ g, summed over the batch (and any sequence)."""
-    grads = [torch.einsum("...k,...i->ki", g, h)]
-    return grads + ([g.reshape(-1, g.shape[-1]).sum(0)] if layer.bias is not None else [])
-
-
-def _conv2d_grads(layer: nn.Conv2d, h: torch.Tensor, g: torch.Tensor) -> list[torch.Tensor]:
-    """∂/∂W = the correlation of h (n, i, h, w) with g (n, k, h′, w′); ∂/∂b = Σ_{n,h′,w′} g."""
-    weight = torch.nn.grad.conv2d_weight(
-        h, layer.weight.shape, g, layer.stride, _conv_padding(layer), layer.dilation, layer.groups
-    )
-    return [weight] + ([g.sum((0, 2, 3))] if layer.bias is not None else [])
-
-
-def _conv_padding(layer: nn.Conv2d) -> tuple[int, int]:
-    """The layer's zero padding as two ints ('valid' and symmetric 'same' converted)."""
-    if layer.padding == "valid":
-        return (0, 0)
-    if layer.padding == "same":
-        total = [d * (k - 1) for d, k in zip(layer.dilation, layer.kernel_size, strict=True)]
-        return (total[0] // 2, total[1] // 2)
-    return tuple(layer.padding)
-
-
-def _supported_conv(layer: nn.Conv2d) -> bool:
-    if layer.padding_mode != "zeros":
-        return False
-    if layer.padding != "same":
-        return True
-    return all(d * (k - 1) % 2 == 0 for d, k in zip(layer.dilation, layer.kernel_size, strict=True))
-
-
-# Per-layer math, written once: the gradients of (weight, bias) from the layer's input h and the
-# estimate g of the loss's gradient at its output.
-LAYER_GRADS = {nn.Linear: _linear_grads, nn.Conv2d: _conv2d_grads}
 
 
 def perturbed_layers(model: nn.Module, rule_name: str) -> dict[str, nn.Module]:
@@ -59,12 +22,14 @@ def perturbed_layers(model: nn.Module, rule_name: str) -> dict[str, nn.Module]:
     layers: dict[str, nn.Module] = {}
     for path, module in model.named_modules():
         trainable = any(p.requires_grad for p in module.parameters(recurse=False))
-        if type(module) in LAYER_GRADS and trainable:
-            if isinstance(module, nn.Conv2d) and not _supported_conv(module):
+        if type(module) in (nn.Linear, nn.Conv2d) and trainable:
+            try:
+                layer_config(module)
+            except ValueError:
                 raise ValueError(
                     f"{rule_name} cannot train {path!r}: only zero padding, symmetric when "
                     "'same', is supported"
-                )
+                ) from None
             layers[path] = module
         elif trainable:
             raise ValueError(
@@ -102,6 +67,7 @@ class FGActivity(Rule):
 
     Example:
         >>> rule = FGActivity(MLP((784, 256, 10)))
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01)
         >>> rule.step(x, y); opt.step()
 
     Reference: Ren, Kornblith, Liao, Hinton, "Scaling forward gradient with local losses",
@@ -109,25 +75,19 @@ class FGActivity(Rule):
     """
 
     name = "fg-activity"
+    perturbations = Option(1, POSITIVE_INT)
+    seed = Option(0, SEED)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        perturbations: int = 1,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        self.perturbations = check_perturbations(perturbations)
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
         layers = perturbed_layers(model, self.name)
         self.layers: list[str] = list(layers)
         object.__setattr__(self, "layer_modules", list(layers.values()))
-        self.stream = RandomStream(seed, self.name)
+        self.configs: list[ConvConfig | None] = [layer_config(m) for m in self.layer_modules]
+        self.stream = RandomStream(self.seed, self.name)
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_batch(x, y)
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         n = x.shape[0]
         if tuple(x.shape[1:]) not in self._shapes:
             self._shapes[tuple(x.shape[1:])] = output_shapes(
@@ -135,22 +95,25 @@ class FGActivity(Rule):
             )
         shapes = [(n, *shape) for shape in self._shapes[tuple(x.shape[1:])]]
         reference = self.layer_modules[0].weight
-        grads = [
-            [grad_buffer(p).zero_() for p in module.parameters(recurse=False)]
-            for module in self.layer_modules
-        ]
+        for module in self.layer_modules:
+            for param in module.parameters(recurse=False):
+                self.grads.zeros(param)
         scale = 1.0 / (n * self.perturbations)
         for _ in range(self.perturbations):
             u = self.stream.normal(shapes, reference)
             loss, d, output, inputs = activity_jvp(self.model, self.layer_modules, x, y, u)
             with torch.no_grad():
-                for module, h, u_l, buffers in zip(
-                    self.layer_modules, inputs, u, grads, strict=True
+                for module, config, h, u_l in zip(
+                    self.layer_modules, self.configs, inputs, u, strict=True
                 ):
-                    estimate = LAYER_GRADS[type(module)](module, h, activity_gradient(d, u_l))
-                    for buffer, g in zip(buffers, estimate, strict=True):
-                        buffer.add_(g, alpha=scale)
+                    self._add_estimate(module, config, h, activity_gradient(d, u_l), scale)
         return StepResult(loss.mean().item(), output)
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, perturbations={self.perturbations}"
+    def _add_estimate(
+        self, module: nn.Module, config: ConvConfig | None, h: torch.Tensor, g: torch.Tensor, scale
+    ) -> None:
+        """Add scale · (∂/∂W, ∂/∂b) for the output-gradient estimate g and the input h."""
+        ops = ops_for(module)
+        module.weight.grad.add_(ops.weight_grad(h, g, module.weight, config), alpha=scale)
+        if module.bias is not None:
+            module.bias.grad.add_(ops.bias_grad(g), alpha=scale)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bpfree.core.checks import POSITIVE_INT, SEED
 from bpfree.rules.base import Rule, StepResult
-from bpfree.rules.forward_gradient.mechanism import RandomStream, check_perturbations
-from bpfree.rules.forward_only.mechanism import grad_buffer
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.registry import register
 
 
@@ -32,6 +35,7 @@ class FGWeight(Rule):
 
     Example:
         >>> rule = FGWeight(MLP((784, 256, 10)), perturbations=4)
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01)
         >>> rule.step(x, y); opt.step()
 
     Reference: Baydin, Pearlmutter, Syme, Wood, Torr, "Gradients without backpropagation",
@@ -39,17 +43,11 @@ class FGWeight(Rule):
     """
 
     name = "fg-weight"
+    perturbations = Option(1, POSITIVE_INT)
+    seed = Option(0, SEED)
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        perturbations: int = 1,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        self.perturbations = check_perturbations(perturbations)
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
         for path, module in model.named_modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
                 raise ValueError(
@@ -57,10 +55,9 @@ class FGWeight(Rule):
                     "statistics cannot be updated inside torch.func.jvp; build it with "
                     "track_running_stats=False"
                 )
-        self.stream = RandomStream(seed, self.name)
+        self.stream = RandomStream(self.seed, self.name)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_batch(x, y)
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         named = {name: p for name, p in self.model.named_parameters() if p.requires_grad}
         theta = {name: p.detach() for name, p in named.items()}
 
@@ -68,7 +65,7 @@ class FGWeight(Rule):
             output = torch.func.functional_call(self.model, params, (x,))
             return F.cross_entropy(output, y), output
 
-        grads = {name: grad_buffer(p).zero_() for name, p in named.items()}
+        grads = {name: self.grads.zeros(p) for name, p in named.items()}
         reference = next(iter(theta.values()))
         for _ in range(self.perturbations):
             draws = self.stream.normal([t.shape for t in theta.values()], reference)
@@ -78,6 +75,3 @@ class FGWeight(Rule):
                 for name, g in grads.items():
                     g.add_(v[name] * (slope / self.perturbations))  # (∇L · v) v / K
         return StepResult(loss.item(), output)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, perturbations={self.perturbations}"

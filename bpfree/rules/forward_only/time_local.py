@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from bpfree.rules.base import StepResult, one_hot
-from bpfree.rules.forward_only.mechanism import (
-    DenseLayer,
-    ForwardOnlyRule,
-    check_sign,
-    write_outer_grad,
-)
-from bpfree.rules.forward_only.pepita import uniform_feedback
+from bpfree.core.checks import SIGN
+from bpfree.rules.base import StepResult
+from bpfree.rules.common.losses import cross_entropy_error, one_hot
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.walk import WalkLayer
+from bpfree.rules.forward_only.mechanism import ModulatedInputRule
 from bpfree.rules.registry import register
 
 
 @register
-class PEPITATimeLocal(ForwardOnlyRule):
+class PEPITATimeLocal(ModulatedInputRule):
     """PEPITA time-local (ICLR 2024 Sec. 5.1, Alg. S2; the reference code's mode "mixed_tl").
 
-    PEPITA-Hebbian's two terms, each applied as soon as its pass reaches the layer:
+    PEPITA-Hebbian's two terms (``HEBBIAN_TERMS``), each applied as soon as its pass reaches the
+    layer:
         clean pass, layer l:      W_l ← W_l − η h_l h_{l−1}ᵀ            (output: y h_{L−1}ᵀ)
         modulated pass, layer l:  W_l ← W_l + η h_l^err (h_{l−1}^err)ᵀ   (output: t (h_{L−1}^err)ᵀ)
     with h_0 = x, h_0^err = x + s F e, e = y − t from the end of the clean pass, and the
@@ -29,9 +27,10 @@ class PEPITATimeLocal(ForwardOnlyRule):
     seed its dropout masks came from (the modulated pass redraws the same masks), so the memory
     of a step does not grow with depth.
 
-    The updates are applied by the optimizer bound with ``bind_optimizer`` (the trainer binds
-    its own): one optimizer step per layer and pass, each touching only that layer's parameters,
-    so momentum sees both terms of a batch and weight decay acts twice per batch. ``step``
+    The updates are applied by the optimizer built with ``bpfree.optimizer(rule, ...)`` (the
+    trainer builds its own so): one optimizer step per layer and pass, each touching only that
+    layer's parameters, so momentum sees both terms of a batch and weight decay acts twice per
+    batch. ``step``
     leaves every ``.grad`` at ``None``, so the caller's own ``optimizer.step()`` changes nothing.
     As the learning rate goes to 0 the two steps add up to PEPITA-Hebbian's update; at a
     finite one they do not, and the learning rate must stay small. The clean-pass step moves
@@ -44,7 +43,7 @@ class PEPITATimeLocal(ForwardOnlyRule):
     while the shift, made by one step, stays proportional to η.
 
     Args:
-        model: a ``bpfree.models.MLP`` (or a model shaped like it).
+        model: a ``bpfree.models.MLP`` (or a model that describes its dense layers alike).
         sign: s, −1 for x − F e (ICLR 2024, the default) or +1.
         f_scale: F is uniform in ±f_scale·√(6 / i).
         seed: seed of the generator drawing F.
@@ -54,68 +53,41 @@ class PEPITATimeLocal(ForwardOnlyRule):
     name = "pepita-time-local"
     applies_own_updates = True
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        sign: int = -1,
-        f_scale: float = 0.05,
-        seed: int = 0,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        check_sign(sign)
-        self.sign = sign
-        first = self.stack.layers[0].linear.weight
-        F = uniform_feedback(first.shape[1], self.num_classes, f_scale, seed, self.name, first)
-        self.register_buffer("F", F)
-        object.__setattr__(self, "optimizer", None)
-
-    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Keep the optimizer that applies each layer's term during the passes."""
-        object.__setattr__(self, "optimizer", optimizer)
+    sign = Option(-1, SIGN)
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        x = self.model.flatten(x)
-        self.check_batch(x, y)
-        if self.optimizer is None:
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        x = self.stack.inputs(x)
+        if self.attached_optimizer is None:
             raise RuntimeError(
-                f"{self.name} applies its updates during its passes: call "
-                "rule.bind_optimizer(optimizer) before rule.step (bpfree's trainer does)"
+                f"{self.name} applies its updates during its passes: build its optimizer with "
+                "bpfree.optimizer(rule, torch.optim.SGD, lr=...) before rule.step (bpfree's "
+                "trainer does)"
             )
-        n = x.shape[0]
+        n, hidden, output = x.shape[0], self.stack.hidden, self.stack.output
         t = one_hot(y, self.num_classes, x.dtype)
-        for p in self.model.parameters():
-            p.grad = None
         # Both passes share each layer's dropout mask without holding them all.
         masks = self.stack.replayable_masks(n, x)
 
-        h = x  # clean pass: + h_l h_{l−1}ᵀ at each layer
-        for layer, mask in zip(self.stack.hidden, masks(), strict=True):
+        h = x  # clean pass: the terms h_l h_{l−1}ᵀ and y h_{L−1}ᵀ
+        for layer, mask in zip(hidden, masks(), strict=True):
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, h, h_prev, n)
-        logits = self.stack.output.forward(h, None)
-        log_p = torch.log_softmax(logits, dim=1)
-        y_soft = log_p.exp()
-        loss = -log_p.gather(1, y.unsqueeze(1)).mean()
-        self.apply(self.stack.output, y_soft, h, n)
-        e = y_soft - t
+        logits = output.forward(h, None)
+        loss, y_soft, e = cross_entropy_error(logits, t, y)
+        self.apply(output, y_soft, h, n)
 
-        h = torch.addmm(x, e, self.F.T, alpha=self.sign)  # modulated pass: x + s F e
-        for layer, mask in zip(self.stack.hidden, masks(), strict=True):
+        h = torch.addmm(x, e, self.F.T, alpha=self.sign)  # modulated pass on x + s F e:
+        for layer, mask in zip(hidden, masks(), strict=True):  # −h_l^err (h_{l−1}^err)ᵀ
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, -h, h_prev, n)
-        self.apply(self.stack.output, -t, h, n)
+        self.apply(output, -t, h, n)  # −t (h_{L−1}^err)ᵀ
         return StepResult(loss.item(), logits)
 
-    def apply(self, layer: DenseLayer, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
+    def apply(self, layer: WalkLayer, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
         """One optimizer step on this layer alone along ΔW = postᵀ pre / n."""
-        write_outer_grad(layer, post, pre, n)
-        self.optimizer.step()
+        layer.write_grad(post, pre, n)
+        self.attached_optimizer.step()
         for p in (layer.linear.weight, layer.linear.bias):
             if p is not None:
                 p.grad = None
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sign={self.sign:+d}"

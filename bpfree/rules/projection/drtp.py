@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from bpfree.rules.base import one_hot
+from bpfree.core.checks import one_of
+from bpfree.rules.common.losses import one_hot
+from bpfree.rules.common.options import Option
 from bpfree.rules.projection.mechanism import ProjectionRule
 from bpfree.rules.registry import register
 
@@ -40,22 +39,15 @@ class DRTP(ProjectionRule):
         "mean": every update averaged over the batch, the cross-entropy summed over classes.
     At batch size n the reference scaling weighs the hidden layers n·c times more.
 
-    Args:
-        model: an ``nn.Module`` with ``blocks`` (e.g. ``MLP``), or any model with ``points``.
-        points: modules (or their names) at whose outputs B_l (−t) is injected; default
-            ``model.blocks`` ('macro'); layers inside the blocks give the 'micro' setting.
-        seed: seed of the generator drawing the B_l (uniform in ±√(6 / k_l)).
-        sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
+    Args: ``model``, an ``nn.Module`` with ``blocks`` (e.g. ``MLP``) or any model given
+        ``points``, the options of every projection rule (``ProjectionRule``; the B_l are
+        uniform in ±√(6 / k_l)), and
         scaling: ``"reference"`` (default) or ``"mean"``, see above.
         output_loss: ``"bce"`` (default) or ``"ce"``, see above.
-        example_input: an input batch, or the shape of one input (e.g. (3, 32, 32)), from
-            which one probe forward pass reads the output shape of each point; needed when a
-            point's output is a feature map (k = C·h·w, B_l e reshaped to (C, h, w)), optional
-            when every point ends in an ``nn.Linear``.
-        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
 
     Example:
         >>> rule = DRTP(MLP((784, 1024, 10), activation="tanh"))
+        >>> opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.01)
         >>> rule.step(x, y); opt.step()
 
     Reference: Frenkel, Lefebvre, Bol, "Learning without feedback: Fixed random learning signals
@@ -64,32 +56,8 @@ class DRTP(ProjectionRule):
 
     name = "drtp"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        points: Sequence[str | nn.Module] | None = None,
-        seed: int = 0,
-        sparsity: float = 0.0,
-        scaling: str = "reference",
-        output_loss: str = "bce",
-        example_input: torch.Tensor | Sequence[int] | None = None,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            points=points,
-            seed=seed,
-            sparsity=sparsity,
-            example_input=example_input,
-            num_classes=num_classes,
-        )
-        if scaling not in ("reference", "mean"):
-            raise ValueError(f"scaling must be 'reference' or 'mean', got {scaling!r}")
-        if output_loss not in ("bce", "ce"):
-            raise ValueError(f"output_loss must be 'bce' or 'ce', got {output_loss!r}")
-        self.scaling = scaling
-        self.output_loss = output_loss
+    scaling = Option("reference", one_of("reference", "mean"))
+    output_loss = Option("bce", one_of("bce", "ce"))
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.output_loss == "ce":

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from bpfree.diagnostics.alignment import angle_degrees, cosine
-from bpfree.rules.base import BufferList, one_hot
-from bpfree.rules.forward_gradient.mechanism import (
-    RandomStream,
-    activity_gradient,
-    activity_jvp,
-    check_perturbations,
-)
+from bpfree.core.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Check
+from bpfree.rules.common.alignment import angle_degrees, cosine
+from bpfree.rules.common.buffers import BufferList
+from bpfree.rules.common.directional import activity_gradient, activity_jvp
+from bpfree.rules.common.losses import one_hot
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.projection.dfa import DFA
 from bpfree.rules.registry import register
 
@@ -63,7 +62,7 @@ class GrAPE(DFA):
 
     Example:
         >>> rule = GrAPE(lenet4, example_input=(3, 32, 32))
-        >>> opt = torch.optim.Adam(lenet4.parameters(), lr=1e-4)
+        >>> opt = bpfree.optimizer(rule, torch.optim.Adam, lr=1e-4)
         >>> rule.step(x, y); opt.step()
 
     Reference: anonymous authors, "Backpropagation-free Learning through Gradient Aligned
@@ -72,31 +71,16 @@ class GrAPE(DFA):
 
     name = "grape"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        points: Sequence[str | nn.Module] | None = None,
-        seed: int = 0,
-        feedback_lr: float = 1e-3,
-        perturbations: int = 1,
-        noise: float = 1e-6,
-        example_input: torch.Tensor | Sequence[int] | None = None,
-        num_classes: int | None = None,
-    ) -> None:
-        if not feedback_lr > 0.0:
-            raise ValueError(f"feedback_lr must be positive, got {feedback_lr!r}")
-        if not noise >= 0.0:
-            raise ValueError(f"noise must be non-negative, got {noise!r}")
-        super().__init__(
-            model, points=points, seed=seed, example_input=example_input, num_classes=num_classes
-        )
-        self.feedback_lr = float(feedback_lr)
-        self.noise = float(noise)
-        self.perturbations = check_perturbations(perturbations)
+    sparsity = Option(0.0, Check("0 (eq. 6 turns every entry of B_l)", lambda v: v == 0))
+    feedback_lr = Option(1e-3, POSITIVE)
+    perturbations = Option(1, POSITIVE_INT)
+    noise = Option(1e-6, NON_NEGATIVE)
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
         self.G = BufferList([torch.zeros_like(b) for b in self.B])
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        self.stream = RandomStream(seed, f"{self.name} perturbations")
+        self.stream = RandomStream(self.seed, f"{self.name} perturbations")
 
     def init_feedback(self, width: int, generator: torch.Generator, dtype) -> torch.Tensor:
         """B_l (k, c) from N(0, 2/k)."""
@@ -134,9 +118,6 @@ class GrAPE(DFA):
             point: {"cos_omega_bar": cosine(b, g_bar), "angle": angle_degrees(b, g_bar)}
             for point, b, g_bar in zip(self.points, self.B, self.G, strict=True)
         }
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, feedback_lr={self.feedback_lr}, noise={self.noise}"
 
 
 def align_feedback(

@@ -21,20 +21,17 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from bpfree.rules.base import (
-    BufferList,
-    Rule,
-    StepResult,
-    check_sparsity,
-    clear_grads,
-    feedback_generator,
-    sparse_mask,
-)
-from bpfree.rules.forward_gradient.mechanism import output_shapes
+from bpfree.core.checks import FRACTION, SEED
+from bpfree.rules.base import Rule, StepResult
+from bpfree.rules.common.buffers import BufferList
+from bpfree.rules.common.options import Option
+from bpfree.rules.common.probe import example_batch, output_shapes
+from bpfree.rules.common.streams import seeded_generator, sparse_mask
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +91,7 @@ def point_shapes(
                 )
             shapes.append((linears[-1].out_features,))
         return shapes
-    reference = next(model.parameters())
-    if isinstance(example_input, torch.Tensor):
-        x = example_input[:1].to(device=reference.device, dtype=reference.dtype)
-    else:
-        x = torch.zeros(1, *example_input, device=reference.device, dtype=reference.dtype)
-    return output_shapes(model, points, x)
+    return output_shapes(model, points, example_batch(model, example_input))
 
 
 class ProjectionRule(Rule):
@@ -109,25 +101,33 @@ class ProjectionRule(Rule):
     output block (``loss``), and may adapt the projection to a batch before it is used
     (``before_step``). ``points`` names each injection point; ``point_shapes`` gives the
     shape of one sample of each point's output, k = its product.
+
+    Options every projection rule takes:
+        points: modules (or their names) at whose outputs the signal is injected; default
+            ``model.blocks`` ('macro'); layers inside the blocks give the 'micro' setting.
+        seed: seed of the generator drawing the B_l.
+        sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
+        example_input: an input batch, or the shape of one input (e.g. (3, 32, 32)), from
+            which one probe forward pass reads the output shape of each point; needed when a
+            point's output is a feature map (k = C·h·w, the signal reshaped to (C, h, w)),
+            optional when every point ends in an ``nn.Linear``.
+        num_classes: inferred from the model's last ``nn.Linear`` when omitted.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        points: Sequence[str | nn.Module] | None = None,
-        seed: int = 0,
-        sparsity: float = 0.0,
-        example_input: torch.Tensor | Sequence[int] | None = None,
-        num_classes: int | None = None,
-    ) -> None:
-        super().__init__(model, num_classes=num_classes)
-        self.sparsity = check_sparsity(sparsity)
-        resolved = resolve_points(model, points, type(self).__name__)
+    points = Option(None)
+    seed = Option(0, SEED)
+    sparsity = Option(0.0, FRACTION)
+    example_input = Option(None)
+
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        resolved = resolve_points(model, self.points, type(self).__name__)
         self.points: list[str] = list(resolved)
         object.__setattr__(self, "point_modules", list(resolved.values()))
-        self.point_shapes = point_shapes(model, resolved, example_input)
-        generator = feedback_generator(seed, self.name)
+        self.point_shapes = point_shapes(model, resolved, self.example_input)
+        if isinstance(self.example_input, torch.Tensor):  # keep its shape, not the batch
+            self.example_input = tuple(self.example_input.shape[1:])
+        generator = seeded_generator(self.seed, self.name)
         reference = next(model.parameters())
         self.B = BufferList(
             [
@@ -194,10 +194,8 @@ class ProjectionRule(Rule):
     def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Adapt the projection to a checked batch before the step uses it."""
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        self.check_batch(x, y)
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         self.before_step(x, y)
-        clear_grads(self.model)
         output, hidden = self.forward_captured(x)
         loss = self.loss(output, y)
         signal = self.projected_signal(output.detach(), y)

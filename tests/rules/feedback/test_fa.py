@@ -63,7 +63,7 @@ def test_sparse_feedback_holds_its_fraction_at_zero():
     rule = FA(MLP((100, 80, 60, 10)), sparsity=0.3)
     zeros = sum(int((b == 0).sum()) for b in rule.B) / sum(b.numel() for b in rule.B)
     assert abs(zeros - 0.3) < 0.01
-    with pytest.raises(ValueError, match=r"sparsity must lie in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\)"):
         FA(MLP((10, 5, 3)), sparsity=1.0)
 
 
@@ -104,5 +104,5 @@ def test_feedback_scale_scales_the_hidden_update_and_zero_freezes_it():
     assert torch.count_nonzero(grads[0.0][0]) == 0 and torch.count_nonzero(grads[1.0][0]) > 0
     for g in (grads[0.25][-1], grads[0.0][-1]):
         torch.testing.assert_close(g, grads[1.0][-1], rtol=1e-12, atol=1e-15)
-    with pytest.raises(ValueError, match="scale must be non-negative"):
+    with pytest.raises(ValueError, match="scale must be a non-negative number"):
         FA(MLP((6, 5, 3)), scale=-1.0)

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import bpfree
 from bpfree.models import MLP
 from bpfree.rules import KP, PFA, PFAOrthogonal
 
@@ -67,9 +68,7 @@ def test_sparse_b_and_r_stay_zero_after_training_steps():
     zero_b = [b == 0 for b in rule.B]
     zero_r = [r.detach() == 0 for r in rule.R]
     assert all(z.float().mean() > 0.4 for z in zero_r)
-    opt = torch.optim.SGD(
-        [*model.parameters(), *rule.parameters()], lr=0.1, momentum=0.9, weight_decay=1e-3
-    )
+    opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-3)
     for _ in range(20):
         rule.step(torch.randn(16, 10), torch.randint(0, 3, (16,)))
         opt.step()

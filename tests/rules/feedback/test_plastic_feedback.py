@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import bpfree
 from bpfree.models import MLP
 from bpfree.rules import BRSF, FRSF, KP, USF, WM
 
@@ -14,9 +15,7 @@ def teacher_task(n=256, seed=0):
 
 
 def train(rule, model, steps, weight_decay=0.0):
-    opt = torch.optim.SGD(
-        [*model.parameters(), *rule.parameters()], lr=0.05, momentum=0.9, weight_decay=weight_decay
-    )
+    opt = bpfree.optimizer(rule, torch.optim.SGD, lr=0.05, momentum=0.9, weight_decay=weight_decay)
     x, y = teacher_task()
     for i in range(steps):
         rule.step(x[i % 4 * 64 : (i % 4 + 1) * 64], y[i % 4 * 64 : (i % 4 + 1) * 64])

@@ -290,7 +290,7 @@ def test_state_survives_save_and_load(tmp_path):
         ("ff", {"threshold": 0.0}, "threshold"),
         ("ff", {"threshold": -2}, "threshold"),
         ("ff", {"threshold": float("nan")}, "threshold"),
-        ("ff", {"negatives": "shuffled"}, r"negatives.*'label' or 'hybrid'"),
+        ("ff", {"negatives": "shuffled"}, r"negatives must be one of label, hybrid"),
         ("ff", {"num_classes": 13}, r"num_classes.*12 input features"),
         ("ff", {"goodness_layers": (2,)}, r"goodness_layers.*\[0, 1\]"),
         ("ff", {"goodness_layers": ()}, "goodness_layers"),

@@ -6,7 +6,7 @@ import torch
 
 import bpfree
 from bpfree.models import PepitaConvNet
-from bpfree.rules.forward_only.mechanism import pooled, tiling_window
+from bpfree.rules.common.walk import pooled, tiling_window
 
 
 def per_position_update(delta: torch.Tensor, inputs: torch.Tensor, k: int) -> torch.Tensor:

@@ -64,5 +64,5 @@ def test_drtp_cross_entropy_output_is_softmax_of_the_sigmoid_outputs():
 
 
 def test_drtp_names_a_bad_output_loss():
-    with pytest.raises(ValueError, match="output_loss must be 'bce' or 'ce', got 'mse'"):
+    with pytest.raises(ValueError, match="output_loss must be one of bce, ce, got 'mse'"):
         DRTP(MLP((5, 4, 3), activation="tanh"), output_loss="mse")

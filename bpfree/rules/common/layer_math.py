@@ -1,8 +1,10 @@
-"""The math of each layer type a feedback rule converts, written once and dispatched by type.
+"""The math of each weighted layer type, written once and dispatched by type: forward, the input
+gradient through a stand-in for W, and the exact weight and bias gradients.
 
-Every feedback tensor has the shape of Wᵀ: (i, o) for a Linear of weight (o, i), and the kernel
-with its two channel axes swapped, (i/g, o, kh, kw), for a Conv2d of kernel (o, i/g, kh, kw).
-Setting it to Wᵀ gives backpropagation exactly.
+The feedback family sends errors through stand-ins; the forward gradients correlate their
+estimates with a layer's input. Every feedback tensor has the shape of Wᵀ: (i, o) for a Linear
+of weight (o, i), and the kernel with its two channel axes swapped, (i/g, o, kh, kw), for a
+Conv2d of kernel (o, i/g, kh, kw). Setting it to Wᵀ gives backpropagation exactly.
 
 Index letters: n batch, i input features or channels, o outputs, k intermediate units (PFA),
 h w spatial positions.
@@ -130,6 +132,25 @@ def conv_config(args: tuple[Any, ...], kwargs: dict[str, Any], kernel_size) -> C
     names = ("stride", "padding", "dilation", "groups")
     defaults = dict(zip(names, (1, 0, 1, 1), strict=True))
     values = {**defaults, **dict(zip(names, args, strict=False)), **kwargs}
+    return _config(values, kernel_size)
+
+
+def layer_config(layer: nn.Module) -> ConvConfig | None:
+    """The geometry of a ``Conv2d`` layer (None for a ``Linear``); only zero padding."""
+    if not isinstance(layer, nn.Conv2d):
+        return None
+    if layer.padding_mode != "zeros":
+        raise ValueError(f"padding_mode {layer.padding_mode!r} is not supported: only 'zeros'")
+    values = {
+        "stride": layer.stride,
+        "padding": layer.padding,
+        "dilation": layer.dilation,
+        "groups": layer.groups,
+    }
+    return _config(values, layer.kernel_size)
+
+
+def _config(values: dict[str, Any], kernel_size) -> ConvConfig:
     pair = torch.nn.modules.utils._pair
     dilation = pair(values["dilation"])
     padding = values["padding"]

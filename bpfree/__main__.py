@@ -1,0 +1,7 @@
+"""``python -m bpfree``: the ``bpfree`` command."""
+
+import sys
+
+from bpfree.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""Tensors a rule keeps between steps: gradient buffers and lists of feedback buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+
+class GradBuffers:
+    """Gradient tensors kept from one step to the next, handed out as parameters' ``.grad``.
+
+    ``Rule.step`` sets every ``.grad`` to None before the rule runs; a rule that writes its
+    update itself (no autograd) takes ``buffers(p)``, which makes a kept tensor ``p.grad``
+    again and returns it to be overwritten, so a step allocates no gradient memory. Nothing of
+    it is rule state: it is rebuilt when a parameter changes shape, dtype or device.
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[int, torch.Tensor] = {}
+
+    def __call__(self, param: nn.Parameter) -> torch.Tensor:
+        """The buffer of ``param``, set as its ``.grad`` (contents undefined: overwrite it)."""
+        kept = self._kept.get(id(param))
+        if (
+            kept is None
+            or kept.shape != param.shape
+            or kept.dtype != param.dtype
+            or kept.device != param.device
+        ):
+            kept = torch.empty_like(param)
+            self._kept[id(param)] = kept
+        param.grad = kept
+        return kept
+
+    def zeros(self, param: nn.Parameter) -> torch.Tensor:
+        """The buffer of ``param``, zeroed: for updates summed over several terms."""
+        return self(param).zero_()
+
+
+class BufferList(nn.Module):
+    """An indexable list of registered buffers (``B.0``, ``B.1``, ... in the state dict)."""
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        super().__init__()
+        for i, tensor in enumerate(tensors):
+            self.register_buffer(str(i), tensor)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self._buffers[str(index % len(self))]
+
+    def __len__(self) -> int:
+        return len(self._buffers)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(self._buffers.values())

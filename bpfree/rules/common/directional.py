@@ -1,0 +1,95 @@
+"""Directional derivatives by forward-mode AD: the ∇ℓ · u that forward gradients (FGActivity)
+and GrAPE's feedback alignment are made of.
+
+``torch.func.jvp`` computes a Jacobian-vector product alongside the forward pass; everything
+here runs under ``torch.no_grad()``, so no reverse-mode graph is built and no backward runs.
+
+Index letters: n batch, c classes, k features at a module's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """ℓ_i (n,): the softmax cross-entropy of each sample; the rules descend its mean."""
+    return F.cross_entropy(output, y, reduction="none")
+
+
+@contextmanager
+def batch_statistics_only(model: nn.Module) -> Iterator[None]:
+    """Within it, BatchNorm in training mode uses batch statistics and leaves its running ones.
+
+    ``torch.func.jvp`` refuses in-place updates of captured buffers, and the rule's clean pass
+    (if any) is the one that should move them.
+    """
+    frozen = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
+    for module in frozen:
+        module.track_running_stats = False
+    try:
+        yield
+    finally:
+        for module in frozen:
+            module.track_running_stats = True
+
+
+def activity_jvp(
+    model: nn.Module,
+    modules: Sequence[nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    directions: Sequence[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """One forward pass perturbed along u_l (n, *shape_l) at each module's output.
+
+    Each module's output z_l becomes z_l + ε_l, and the per-sample losses ℓ are differentiated
+    along ε = u at ε = 0:
+
+        d_i = Σ_l ∇_{z_l,i} ℓ_i · u_l,i        (GrAPE eq. 4's directional derivative)
+
+    The estimate assumes ℓ_i depends only on sample i's activities; BatchNorm in training mode
+    breaks that (its batch statistics mix the samples), and the cross-sample terms are then
+    left out. Running statistics are not updated by this pass.
+
+    Returns: ℓ (n,), d (n,), the output logits (n, c), and each module's input (n, ...).
+    """
+
+    def perturbed(*offsets: torch.Tensor):
+        inputs: dict[int, torch.Tensor] = {}
+
+        def add(index: int) -> Callable:
+            def hook(module, args, output):
+                inputs[index] = args[0]
+                return output + offsets[index]
+
+            return hook
+
+        handles = [module.register_forward_hook(add(i)) for i, module in enumerate(modules)]
+        try:
+            output = model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return per_sample_loss(output, y), (output, [inputs[i] for i in range(len(modules))])
+
+    zeros = tuple(torch.zeros_like(u) for u in directions)
+    with torch.no_grad(), batch_statistics_only(model):
+        loss, d, (output, inputs) = torch.func.jvp(
+            perturbed, zeros, tuple(directions), has_aux=True
+        )
+    return loss, d, output, inputs
+
+
+def activity_gradient(d: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """ĝ_l = d ⊙ u_l (n, *shape): the activity-perturbed estimate of ∇_{z_l} ℓ_i per sample."""
+    return u * d.view(-1, *([1] * (u.dim() - 1)))

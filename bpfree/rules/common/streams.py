@@ -1,0 +1,65 @@
+"""Seeded random streams whose position is rule state, so a resumed run draws what it would
+have drawn.
+
+Every random draw that is part of a rule (feedback matrices, sparsity masks, sign-symmetry
+magnitudes, mirror noise, forward-gradient tangents, Forward-Forward negatives) comes from a
+``RandomStream`` seeded by (seed, purpose), never from torch's global generator. Draws are made
+on the CPU and moved to the model's device, so the numbers do not depend on the device.
+Dropout masks are not rule draws: they come from torch's global generator, like ``nn.Dropout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+def seeded_generator(seed: int, purpose: str) -> torch.Generator:
+    """A CPU generator seeded from (``seed``, ``purpose``).
+
+    The stream never coincides with a model initialised from ``Generator().manual_seed(seed)``:
+    with a shared stream, FA's B_l would be drawn equal to W_lᵀ.
+    """
+    digest = hashlib.sha256(f"bpfree feedback {purpose} {seed}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+class RandomStream(nn.Module):
+    """A seeded stream of random draws whose position is a buffer (``state``, uint8).
+
+    ``with stream.generator() as g`` gives a CPU generator at the stream's position and advances
+    the stream by what is drawn from it; ``normal(shapes, like)`` draws N(0, I) tensors.
+    """
+
+    def __init__(self, seed: int, purpose: str) -> None:
+        super().__init__()
+        self.register_buffer("state", seeded_generator(seed, purpose).get_state())
+
+    @contextmanager
+    def generator(self) -> Iterator[torch.Generator]:
+        """A CPU generator at the stream's position; the stream advances by what it draws."""
+        generator = torch.Generator()
+        generator.set_state(self.state.cpu())
+        yield generator
+        self.state.copy_(generator.get_state())
+
+    def normal(self, shapes: Sequence[Sequence[int]], like: torch.Tensor) -> list[torch.Tensor]:
+        """One N(0, I) tensor per shape, with ``like``'s dtype and device."""
+        with self.generator() as generator:
+            return [
+                torch.randn(tuple(shape), generator=generator, dtype=like.dtype).to(like.device)
+                for shape in shapes
+            ]
+
+
+def sparse_mask(
+    shape: torch.Size, sparsity: float, generator: torch.Generator, like: torch.Tensor
+) -> torch.Tensor:
+    """A fixed 0/1 mask holding a fraction ``sparsity`` of the feedback weights at zero
+    (PFA paper Sec. 7), with ``like``'s dtype and device."""
+    keep = torch.rand(shape, generator=generator) >= sparsity
+    return keep.to(device=like.device, dtype=like.dtype)

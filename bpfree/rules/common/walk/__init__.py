@@ -1,0 +1,23 @@
+"""Walking a model layer by layer without autograd: the layers a model describes, their dropout
+masks and pooling."""
+
+from bpfree.rules.common.walk.layers import (
+    CONV_AVERAGES,
+    ConvLayer,
+    DenseLayer,
+    WalkLayer,
+    first_layer_maps,
+)
+from bpfree.rules.common.walk.pooling import pooled, tiling_window
+from bpfree.rules.common.walk.stack import LayerStack
+
+__all__ = [
+    "CONV_AVERAGES",
+    "ConvLayer",
+    "DenseLayer",
+    "LayerStack",
+    "WalkLayer",
+    "first_layer_maps",
+    "pooled",
+    "tiling_window",
+]

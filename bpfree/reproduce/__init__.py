@@ -24,6 +24,7 @@ def reproduce(
     budget: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
+    threads: int | None = None,
     train: bool = True,
     rows: list[str] | None = None,
     seeds: list[int] | None = None,
@@ -33,10 +34,11 @@ def reproduce(
     """Run the suite's missing runs (unless ``train`` is false), then aggregate and report.
 
     ``rows`` (names or shell patterns) and ``seeds`` narrow what is trained; the report always
-    covers the whole suite, a row judged only once all the suite's seeds have finished.
+    covers the whole suite, a row judged only once all the suite's seeds have finished. Each run
+    computes with ``threads`` CPU threads (None: torch's default), recorded in its config.
     Returns the row results and the report files written into ``report_folder(suite, out)``.
     """
-    jobs = plan(suite, out, budget=budget, data_dir=data_dir, device=device)
+    jobs = plan(suite, out, budget=budget, data_dir=data_dir, device=device, threads=threads)
     chosen = select(jobs, suite, rows=rows, seeds=seeds)
     if train:
         run_jobs(chosen, workers=workers, log=log)

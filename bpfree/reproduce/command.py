@@ -8,10 +8,12 @@ bpfree reproduce icml-table1-fc --rows 'mnist-*' --seeds 0 --budget 2   # a quic
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from tqdm.auto import tqdm
 
+from bpfree.core.signals import sigterm_as_interrupt
 from bpfree.reproduce import reproduce
 from bpfree.reproduce.suite import available_suites, load_suite
 from bpfree.training import ConfigError
@@ -27,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--jobs", type=int, default=1, help="runs trained at once, as processes (1)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per run, recorded in its config (default: the cores divided by --jobs); "
+        "with the same number a suite gives the same weights whatever --jobs is",
     )
     parser.add_argument(
         "--budget", type=int, help="stop every run after this many epochs (a quick look)"
@@ -56,22 +64,30 @@ def run(args: argparse.Namespace) -> int:
             suite = load_suite(name)
             print(f"{name:24s} {suite.title} ({len(suite.rows)} rows x {len(suite.seeds)} seeds)")
         return 0 if args.list else 2
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    for flag in ("jobs", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{flag} must be at least 1, got {value}")
     suite = load_suite(args.suite)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    command = f"bpfree reproduce {args.suite} --out {args.out}"
+    command += f" --budget {args.budget}" if args.budget else ""
     try:
-        _results, written = reproduce(
-            suite,
-            args.out,
-            workers=args.jobs,
-            budget=args.budget,
-            data_dir=args.data_dir,
-            device=args.device,
-            train=not args.report_only,
-            rows=args.rows,
-            seeds=args.seeds,
-            log=tqdm.write,
-        )
+        with sigterm_as_interrupt():
+            results, written = reproduce(
+                suite,
+                args.out,
+                workers=args.jobs,
+                budget=args.budget,
+                data_dir=args.data_dir,
+                device=args.device,
+                threads=threads,
+                train=not args.report_only,
+                rows=args.rows,
+                seeds=args.seeds,
+                command=command,
+                log=tqdm.write,
+            )
     except KeyboardInterrupt:
         print(
             f"interrupted: every finished epoch is kept under {args.out}; "
@@ -82,4 +98,7 @@ def run(args: argparse.Namespace) -> int:
     print(written[0].read_text())
     for path in written:
         print(f"wrote {path}")
-    return 0
+    failed = sum(len(result.failures) for result in results)
+    if failed:
+        print(f"bpfree reproduce: {failed} runs failed (see report.md)", file=sys.stderr)
+    return 1 if failed else 0

@@ -5,26 +5,24 @@ A run whose folder already holds all its epochs is not redone; one that stopped 
 from its checkpoint; a folder holding a run with other settings is an error, never overwritten.
 A ``budget`` (fewer epochs, for a quick look) runs into ``OUT/<run_folder>-budget<N>/`` so that
 its numbers can never be mistaken for full runs. A run that fails leaves ``failed.txt`` with the
-reason in its folder, the suite goes on with the others, and the report names the failure.
+reason in its folder, the suite goes on with the others, and the report names the failure. A
+run's weights depend on its thread count, which its config records: with the same
+``threads``, a suite gives bitwise the same runs whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import multiprocessing
-import os
-import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from bpfree.core.files import write_text
-from bpfree.data import DataError
 from bpfree.reproduce.suite import Row, Suite, SuiteError
+from bpfree.reproduce.workers import run_parallel, train_job
 from bpfree.rules import RULES
-from bpfree.training import ConfigError, RunFolder, RunFolderError, TrainConfig, TrainingDiverged
+from bpfree.training import RunFolder, RunFolderError, TrainConfig
 
 FAILED = "failed.txt"
 
@@ -60,8 +58,10 @@ def plan(
     budget: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
+    threads: int | None = None,
 ) -> list[Job]:
-    """Every (row, seed) of the suite with the config it trains under."""
+    """Every (row, seed) of the suite with the config it trains under (computing with
+    ``threads`` CPU threads per run, recorded in each run's config)."""
     if budget is not None and budget < 1:
         raise SuiteError(f"--budget must be at least 1 epoch, got {budget}")
     root = runs_folder(suite, out, budget)
@@ -74,7 +74,12 @@ def plan(
                 config = row.train_config(seed)
                 epochs = config.epochs if budget is None else min(budget, config.epochs)
                 config = dataclasses.replace(
-                    config, epochs=epochs, out=str(folder), data_dir=data_dir, device=device
+                    config,
+                    epochs=epochs,
+                    out=str(folder),
+                    data_dir=data_dir,
+                    device=device,
+                    threads=threads,
                 )
             jobs.append(Job(row, seed, folder, config))
     return jobs
@@ -141,29 +146,21 @@ def run_jobs(
 ) -> dict[str, str]:
     """Train every pending job (resuming partial ones); returns {job label: failure reason}.
 
-    With ``workers > 1`` the runs go to that many processes, each using its share of the
-    machine's cores. An interrupt stops everything; every finished epoch is kept on disk.
+    With ``workers > 1`` the runs go to that many processes (``workers.run_parallel``). An
+    interrupt stops everything; every finished epoch is kept on disk.
     """
-    todo = pending(jobs)
     failures: dict[str, str] = {}
-    if workers <= 1:
-        for job in todo:
-            log(f"training {job.label} -> {job.folder}")
-            reason = _train_job(job.config)
-            _record(job, reason, failures, log)
+
+    def done(job: Job, reason: str | None) -> None:
+        _record(job, reason, failures, log)
+
+    todo = pending(jobs)
+    if workers > 1:
+        run_parallel(todo, workers, done, log)
         return failures
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        futures = {pool.submit(_train_job, job.config, threads): job for job in todo}
-        for job in todo:
-            log(f"queued {job.label} -> {job.folder}")
-        try:
-            for future in as_completed(futures):
-                _record(futures[future], future.result(), failures, log)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    for job in todo:
+        log(f"training {job.label} -> {job.folder}")
+        done(job, train_job(job.config))
     return failures
 
 
@@ -176,20 +173,3 @@ def _record(job: Job, reason: str | None, failures: dict[str, str], log) -> None
     failures[job.label] = reason
     write_text(marker, reason)
     log(f"FAILED {job.label}: {reason}")
-
-
-def _train_job(config: TrainConfig, threads: int | None = None) -> str | None:
-    """Train one run to its last epoch; ``None`` on success, else the reason it failed."""
-    import torch
-
-    from bpfree.training import train
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        train(config, progress=False)
-    except (ConfigError, DataError, RunFolderError, TrainingDiverged) as error:
-        return f"{type(error).__name__}: {error}"
-    except Exception as error:  # one broken row must not stop the others; the report names it
-        return f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
-    return None

@@ -14,10 +14,12 @@ from typing import Any
 import yaml
 from tqdm.auto import tqdm
 
+from bpfree.core.signals import sigterm_as_interrupt
 from bpfree.data import DATASETS
 from bpfree.models import MODELS
 from bpfree.rules import RULES
 from bpfree.training.config import ConfigError, TrainConfig
+from bpfree.training.run_folder import RunFolder
 from bpfree.training.trainer import train
 
 # Flags of `bpfree train` that map one to one onto TrainConfig keys.
@@ -42,6 +44,7 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "decay_epochs": {"type": int, "nargs": "*", "help": "epochs of the decays (Table 2's)"},
     "seed": {"type": int, "help": "seed of weights, feedback, dropout and batch order (0)"},
     "device": {"help": "cpu, cuda or cuda:<index>"},
+    "threads": {"type": int, "help": "CPU threads to compute with (default: torch's)"},
     "data_dir": {"help": "folder holding the datasets (else $BPFREE_DATA, else ~/.cache/bpfree)"},
     "out": {"help": "run folder (default: runs/<dataset>-<rule>-<hidden>-seed<seed>)"},
 }
@@ -117,13 +120,14 @@ def run(args: argparse.Namespace) -> int:
         )
 
     try:
-        result = train(config, progress=not args.no_progress, on_epoch=report)
+        with sigterm_as_interrupt():
+            result = train(config, progress=not args.no_progress, on_epoch=report)
     except KeyboardInterrupt:
-        print(
-            f"interrupted: every finished epoch is kept in {folder}; run the same command "
-            "again to resume",
-            file=sys.stderr,
-        )
+        if RunFolder(folder).checkpoint.exists():
+            message = f"every finished epoch is kept in {folder}; run the same command to resume"
+        else:
+            message = "no epoch had finished, so nothing was saved"
+        print(f"interrupted: {message}", file=sys.stderr)
         return 130
     print(f"test accuracy: {result.test_acc:.2f}%")
     return 0

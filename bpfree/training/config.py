@@ -20,7 +20,7 @@ OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("step", "exponential")
 
 # Keys that may change when a run is resumed; any other difference is a different run.
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "data_dir", "out"})
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "data_dir", "out", "threads"})
 
 
 class ConfigError(ValueError):
@@ -38,7 +38,10 @@ class TrainConfig:
     PFA paper's schedule). ``optimizer`` is ``sgd`` (with ``momentum``) or ``adam`` (torch's
     defaults for its betas); ``lr_schedule`` ``step`` multiplies the rate by ``lr_decay`` at each
     of ``decay_epochs``, ``exponential`` after every epoch (GrAPE's ×0.95). ``diagnostics`` logs
-    alignment and update cosines each epoch.
+    alignment and update cosines each epoch. ``threads`` is the number of CPU threads the run
+    computes with (None: torch's default): a run's weights are bitwise reproducible for a fixed
+    number, which may differ between two runs of the same settings (and between the two parts
+    of a resumed run) without making them different runs.
     """
 
     rule: str = "pepita"
@@ -61,6 +64,7 @@ class TrainConfig:
     decay_epochs: list[int] | None = None
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = None
     data_dir: str | None = None
     out: str | None = None
     rule_options: dict[str, Any] = field(default_factory=dict)
@@ -206,5 +210,6 @@ def _value_checks() -> dict[str, Check]:
         "lr_decay": checks.UNIT_INTERVAL,
         "decay_epochs": epochs,
         "seed": checks.SEED,
+        "threads": checks.optional(checks.POSITIVE_INT),
         "device": Check("cpu, cuda or cuda:<index>", _device),
     }

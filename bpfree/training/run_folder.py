@@ -19,10 +19,11 @@ Files: ``config.yaml`` (the resolved settings), ``metrics.jsonl`` (one row per f
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class RunFolder:
         self.curves = self.path / "curves.png"
         self.alignment = self.path / "alignment.png"
         self.lock = self.path / ".lock"
+        self._writing = False
 
     @contextmanager
     def writing(self) -> Iterator[RunFolder]:
@@ -69,10 +71,12 @@ class RunFolder:
             raise RunFolderError(_os_message(self.path, error)) from None
         try:
             _lock(handle, self.path)
-            for name in (self.config, self.metrics, self.checkpoint, self.previous_checkpoint):
+            for name in (self.config, self.metrics, self.checkpoint, self.curves, self.alignment):
                 remove_stale_temporaries(self.path, name.name)
+            self._writing = True
             yield self
         finally:
+            self._writing = False
             handle.close()
 
     def saved_config(self) -> dict[str, Any] | None:
@@ -133,34 +137,56 @@ class RunFolder:
             if self.checkpoint.exists():
                 os.replace(self.checkpoint, self.previous_checkpoint)
 
+        buffer = io.BytesIO()  # serialised first, so that a full disk is an OSError naming it
+        torch.save(checkpoint, buffer)
+        data = buffer.getvalue()
         self._write(
             self.checkpoint,
             lambda: atomic_write(
-                self.checkpoint, lambda f: torch.save(checkpoint, f), before_replace=keep_previous
+                self.checkpoint, lambda f: f.write(data), before_replace=keep_previous
             ),
         )
 
-    def load_checkpoint(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        """The latest readable checkpoint (the previous one, with a warning, when the latest is
-        damaged), or None when the run has none; an error naming the files when none can be
-        read."""
+    def load_checkpoint(
+        self,
+        map_location: str | torch.device = "cpu",
+        restore: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any] | None:
+        """The latest usable checkpoint, or None when the run has none.
+
+        A checkpoint is usable when it can be read and ``restore(checkpoint)``, if given,
+        accepts it (it raises ``RunFolderError`` to refuse it). When the latest is not usable
+        the previous one is taken, with a warning; when neither is, the error names both files,
+        what is wrong with each, and what to do."""
         problems = []
         for path in (self.checkpoint, self.previous_checkpoint):
             if not path.exists() and not path.is_symlink():
                 continue
             try:
                 checkpoint = _read_checkpoint(path, map_location)
+                if restore is not None:
+                    try:
+                        restore(checkpoint)
+                    except RunFolderError as error:
+                        raise RunFolderError(f"{path}: {error}") from None
             except RunFolderError as error:
                 problems.append(str(error))
                 continue
             if problems:
                 logger.warning("%s; resuming from %s instead", problems[0], path.name)
+                self._set_aside(self.checkpoint)
             return checkpoint
         if problems:
             raise RunFolderError(
                 "; ".join(problems) + f". Move {self.path} away (or pass --out) to start again"
             )
         return None
+
+    def _set_aside(self, path: Path) -> None:
+        """Rename an unusable file to ``<name>.damaged`` (kept for inspection), so that the next
+        save does not make it the previous checkpoint in place of a good one."""
+        if self._writing and path.exists():
+            os.replace(path, path.with_name(path.name + ".damaged"))
 
     def _write(self, path: Path, write) -> None:
         try:
@@ -181,6 +207,10 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, 
     if not isinstance(checkpoint, dict) or not set(checkpoint) >= CHECKPOINT_KEYS:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise RunFolderError(f"{path} is not a bpfree checkpoint (it holds {keys})")
+    kinds = {"epoch": int, "config": dict, "metrics": list, "training": dict}
+    wrong = [key for key, kind in kinds.items() if not isinstance(checkpoint[key], kind)]
+    if wrong or len(checkpoint["metrics"]) != checkpoint["epoch"]:
+        raise RunFolderError(f"{path} is damaged (its {', '.join(wrong) or 'metrics'} do not fit)")
     return checkpoint
 
 

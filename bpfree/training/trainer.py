@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.rules import Rule
 from bpfree.training.config import ConfigError, TrainConfig
 from bpfree.training.plots import plot_alignment, plot_curves
-from bpfree.training.run_folder import RunFolder
+from bpfree.training.run_folder import RunFolder, RunFolderError
 from bpfree.training.state import TrainingState
 
 logger = logging.getLogger(__name__)
@@ -52,24 +53,27 @@ def train(
 
     Each epoch saves the checkpoint (with every epoch's metrics), then appends its row to
     ``metrics.jsonl`` (``epoch``, ``train_loss``, ``train_acc``, ``test_acc``, ``seconds``,
-    ``lr`` and the diagnostics); the plots are drawn at the end. A non-finite loss or weights
-    stop the run with ``TrainingDiverged``; the last finite epoch's checkpoint stays.
+    ``lr`` and the diagnostics); the plots are drawn before the last row is written, so a run
+    whose metrics are complete has its plots. A non-finite loss or weights stop the run with
+    ``TrainingDiverged``; the last finite epoch's checkpoint stays.
     """
     config = config.resolved()
     device = training_device(config.device)
     data = load_dataset(config.dataset, config.data_dir, device=device)
+    torch.manual_seed(config.seed)
+    state = TrainingState.from_config(
+        config, input_shape=data.input_shape, num_classes=data.num_classes, device=device
+    )
     folder = RunFolder(config.out or config.default_out())
-    with folder.writing():
-        torch.manual_seed(config.seed)
-        state = TrainingState.from_config(
-            config, input_shape=data.input_shape, num_classes=data.num_classes, device=device
-        )
+    with folder.writing(), computing_threads(config.threads):
         order = torch.Generator().manual_seed(config.seed)
         batches = Batches(
             data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order
         )
         probe = (data.train_x[:256], data.train_y[:256])  # the fixed batch diagnostics look at
         metrics = resume(folder, config, state, order, device)
+        if len(metrics) == config.epochs:  # finished before: make sure its plots are there
+            draw(folder, config, metrics)
         for epoch in range(len(metrics) + 1, config.epochs + 1):
             row = train_epoch(state, config, batches, epoch, progress)
             row["test_acc"] = evaluate(state.rule, data.test_x, data.test_y)
@@ -85,11 +89,24 @@ def train(
                     "data_order": order.get_state(),
                 }
             )
+            if epoch == config.epochs:
+                draw(folder, config, metrics)
             folder.write_metrics(metrics)
             if on_epoch is not None:
                 on_epoch(row)
-        draw(folder, config, metrics)
     return RunResult(folder.path, metrics)
+
+
+@contextmanager
+def computing_threads(threads: int | None) -> Iterator[None]:
+    """Within it, torch computes with ``threads`` CPU threads (None: as it was)."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def training_device(name: str) -> torch.device:
@@ -116,12 +133,33 @@ def resume(
 ) -> list[dict[str, Any]]:
     """Restore the folder's checkpoint into ``state`` and ``order`` and return the metrics of
     its epochs; a new run (no checkpoint) writes its config and returns none. The checkpoint
-    decides how far the run got; ``config.yaml`` and ``metrics.jsonl`` are rewritten from it."""
-    checkpoint = folder.load_checkpoint(map_location=device)
+    decides how far the run got; ``config.yaml`` and ``metrics.jsonl`` are rewritten from it.
+    A latest checkpoint that cannot be read or does not fit the run gives way to the previous
+    one."""
+
+    def restore(checkpoint: dict[str, Any]) -> None:
+        check_resumable(folder, config, checkpoint)
+        try:
+            state.load_state_dict(checkpoint["training"])
+            order.set_state(checkpoint["data_order"])
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            raise RunFolderError(f"its training state does not fit the run ({reason})") from None
+
+    checkpoint = folder.load_checkpoint(map_location=device, restore=restore)
     if checkpoint is None:
         folder.write_config(config.to_dict())
         folder.write_metrics([])
         return []
+    metrics = list(checkpoint["metrics"])
+    folder.write_config(config.to_dict())
+    folder.write_metrics(metrics)
+    logger.info("resuming %s after epoch %d", folder.path, checkpoint["epoch"])
+    return metrics
+
+
+def check_resumable(folder: RunFolder, config: TrainConfig, checkpoint: dict[str, Any]) -> None:
+    """A ``ConfigError`` when the checkpoint is of another run, or of more epochs than asked."""
     changed = config.differences(checkpoint["config"])
     if changed:
         raise ConfigError(
@@ -134,13 +172,6 @@ def resume(
             f"{config.epochs} asked for; ask for at least {checkpoint['epoch']} epochs, or pass "
             "--out with a new folder"
         )
-    state.load_state_dict(checkpoint["training"])
-    order.set_state(checkpoint["data_order"])
-    metrics = list(checkpoint["metrics"])
-    folder.write_config(config.to_dict())
-    folder.write_metrics(metrics)
-    logger.info("resuming %s after epoch %d", folder.path, checkpoint["epoch"])
-    return metrics
 
 
 def train_epoch(

@@ -150,12 +150,6 @@ def test_a_folder_holding_another_run_is_not_overwritten(suite, data_dir, tmp_pa
         reproduce(suite, out, data_dir=data_dir, log=quiet)
 
 
-def test_parallel_workers_give_the_same_runs_as_one_process(suite, data_dir, tmp_path):
-    serial, _ = reproduce(suite, tmp_path / "serial", data_dir=data_dir, log=quiet)
-    parallel, _ = reproduce(suite, tmp_path / "parallel", workers=2, data_dir=data_dir, log=quiet)
-    assert [r.values for r in parallel] == [r.values for r in serial]
-
-
 def test_cli_reports_a_malformed_suite_by_row_and_key(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text(SUITE.replace("paper: 200.0", "papers: 200.0"))

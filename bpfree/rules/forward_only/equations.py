@@ -8,23 +8,21 @@ Index letters: n batch, i inputs of a layer, o outputs of a layer, c classes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.activations import activation_of
 from bpfree.rules.common.losses import cross_entropy_error, one_hot
 from bpfree.rules.common.walk import CONV_AVERAGES, ConvLayer, LayerStack, WalkLayer
-from bpfree.rules.forward_only.mechanism import Term
+from bpfree.rules.forward_only.mechanism import ModulatedInputRule, Term
 
-if TYPE_CHECKING:
-    from bpfree.rules.forward_only.two_pass import TwoPassRule
+# ``rule`` below is a TwoPassRule (two_pass.py, which imports this module): its terms,
+# modulation and options are read here.
 
 Update = tuple[torch.Tensor, torch.Tensor | None]  # (ΔW, Δb)
 
 
-def step(rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+def step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
     """One step of ``rule`` on a checked batch, its updates written into ``.grad``."""
     updates, loss, logits = two_pass_updates(rule, x, y)
     for layer, (weight, bias) in zip(rule.stack.layers, updates, strict=True):
@@ -35,7 +33,7 @@ def step(rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
 
 
 def two_pass_updates(
-    rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor
+    rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[list[Update], torch.Tensor, torch.Tensor]:
     """(ΔW_l, Δb_l) of every layer, the loss and the clean logits, for one batch."""
     stack = rule.stack
@@ -90,7 +88,7 @@ def forward_pass(
     return h, a, output.add_bias(output.linear_map(h[-1]))
 
 
-def modulation(rule: TwoPassRule, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+def modulation(rule: ModulatedInputRule, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     """What is added to the input: s F e, or the ICML App. D ablations s F (k r), k r."""
     n, c = e.shape
     if rule.perturbation == "random":  # x + k r, r uniform in [−1, 1)^i
@@ -101,7 +99,7 @@ def modulation(rule: TwoPassRule, x: torch.Tensor, e: torch.Tensor) -> torch.Ten
 
 
 def linearised_differences(
-    rule: TwoPassRule,
+    rule: ModulatedInputRule,
     stack: LayerStack,
     difference_0: torch.Tensor,
     a: list[torch.Tensor],

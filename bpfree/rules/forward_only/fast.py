@@ -18,7 +18,6 @@ What it does that the equations do not:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,15 +25,15 @@ from bpfree.rules.base import StepResult
 from bpfree.rules.common.activations import activation_of
 from bpfree.rules.common.losses import cross_entropy_error, one_hot
 from bpfree.rules.common.walk import WalkLayer, first_layer_maps
-from bpfree.rules.forward_only.mechanism import Term
+from bpfree.rules.forward_only.mechanism import ModulatedInputRule, Term
 
-if TYPE_CHECKING:
-    from bpfree.rules.forward_only.two_pass import TwoPassRule
+# ``rule`` below is a TwoPassRule (two_pass.py, which imports this module): its terms,
+# modulation and options are read here.
 
 Lazy = Callable[[], torch.Tensor]
 
 
-def step(rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+def step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
     """One step of ``rule`` on a checked batch, its updates written into ``.grad``."""
     if rule.modulation == "linear":
         return _linear_step(rule, x, y)
@@ -66,7 +65,7 @@ def _hidden_values(
     }
 
 
-def _exact_step(rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+def _exact_step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
     stack, terms = rule.stack, rule.terms
     x = stack.inputs(x)
     n, c, s, F = x.shape[0], rule.num_classes, rule.sign, rule.F
@@ -126,7 +125,7 @@ def _exact_step(rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor) -> StepResu
 
 
 def _write_first_layer_split(
-    rule: TwoPassRule,
+    rule: ModulatedInputRule,
     h: torch.Tensor,
     h_err: torch.Tensor,
     x: torch.Tensor,
@@ -152,7 +151,12 @@ def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def _write_output(
-    rule: TwoPassRule, p: torch.Tensor, t: torch.Tensor, h: torch.Tensor, h_err: torch.Tensor, n
+    rule: ModulatedInputRule,
+    p: torch.Tensor,
+    t: torch.Tensor,
+    h: torch.Tensor,
+    h_err: torch.Tensor,
+    n,
 ) -> None:
     """Eq. 5 and its variants: the output layer's terms."""
     output = rule.stack.output
@@ -167,7 +171,7 @@ def _write_output(
     write_terms(output, rule.terms.output, values, n)
 
 
-def _linear_step(rule: TwoPassRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+def _linear_step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> StepResult:
     """The first-order modulated pass (AFA): δ_1 = −s σ′(a_1) ⊙ (W_1 F e), δ_l = σ′(a_l) ⊙
     (W_l δ_{l−1}), written as the terms δ_l h_{l−1}ᵀ and e h_{L−1}ᵀ."""
     stack = rule.stack

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from torch import nn
+
 from bpfree.core.checks import NON_NEGATIVE, one_of
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.walk import CONV_AVERAGES
@@ -78,9 +82,9 @@ class PEPITA(TwoPassRule):
     amplitude = Option(0.0, NON_NEGATIVE)
     conv_average = Option("products", one_of(*CONV_AVERAGES))
 
-    @property
-    def terms(self) -> TwoPassTerms:
-        """Eqs. 3-5, with the presynaptic activity and the output error the options choose."""
+    def __init__(self, model: nn.Module, **options: Any) -> None:
+        super().__init__(model, **options)
+        # Eqs. 3-5, with the presynaptic activity and the output error the options choose.
         pre = "h_prev_err" if self.presynaptic == "modulated" else "h_prev"
         error = "e" if self.output_error == "clean" else "e_err"
-        return TwoPassTerms(hidden=(Term("h - h_err", pre),), output=(Term(error, pre),))
+        self.terms = TwoPassTerms(hidden=(Term("h - h_err", pre),), output=(Term(error, pre),))

@@ -11,6 +11,7 @@ from types import ModuleType
 
 from bpfree.bench import command as bench
 from bpfree.data import DataError
+from bpfree.parallel import leave
 from bpfree.reproduce import command as reproduce
 from bpfree.theory import command as theory
 from bpfree.training import ConfigError, RunFolderError, TrainingDiverged
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, RunFolderError, TrainingDiverged) as error:
         print(f"bpfree: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        leave()  # the process group torchrun's run joined, if any
 
 
 if __name__ == "__main__":

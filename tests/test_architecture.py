@@ -21,6 +21,7 @@ FLOORS = {
     "theory": 1,
     "rules": 2,
     "diagnostics": 3,
+    "parallel": 3,
     "training": 4,
     "bench": 5,
     "reproduce": 5,

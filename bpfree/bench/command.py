@@ -20,10 +20,13 @@ from bpfree.bench import report
 from bpfree.bench.epoch import epoch_seconds
 from bpfree.bench.machine import machine
 from bpfree.bench.memory import memory_against_depth
+from bpfree.bench.parallel import parallel_tables
 from bpfree.bench.step_time import check_positive, time_setting
 from bpfree.bench.suites import MEMORY, SUITES, BenchSuite, get_suite, partition_rules
-from bpfree.core.files import atomic_write
+from bpfree.core.files import atomic_write, write_text
 from bpfree.data import DataError, Dataset, load_dataset
+from bpfree.parallel import join
+from bpfree.parallel.replicas import launched
 from bpfree.rules import RULES
 
 
@@ -71,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also measure peak memory against depth "
         f"(MLPs {MEMORY.input_size}-{MEMORY.width}x{{{','.join(map(str, MEMORY.depths))}}}-10, "
         f"batch {MEMORY.batch})",
+    )
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="data-parallel throughput of each rule against one process (run it under torchrun: "
+        "torchrun --standalone --nproc-per-node 2 -m bpfree bench --parallel)",
     )
     parser.add_argument("--out", help="also write the printed Markdown to this file")
 
@@ -121,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         data = _mnist(args.data_dir, device) if args.epoch else None
     except (ValueError, DataError) as error:
         return _error(str(error))
+    if args.parallel:
+        return _run_parallel(args)
     blocks = []
     for block in _tables(args, suites, device, data):
         print(block + "\n", flush=True)
@@ -128,4 +139,23 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         text = "\n\n".join(blocks) + "\n"
         atomic_write(Path(args.out), lambda file: file.write(text.encode()))
+    return 0
+
+
+def _run_parallel(args: argparse.Namespace) -> int:
+    """The data-parallel benchmark, on the replicas torchrun started; rank 0 prints."""
+    if not launched():
+        return _error(
+            "--parallel measures replicas that torchrun starts: run "
+            "torchrun --standalone --nproc-per-node 2 -m bpfree bench --parallel"
+        )
+    replicas = join(args.device)
+    rules = partition_rules(args.rules or sorted(RULES))[0]
+    tables = parallel_tables(rules, replicas, args.rounds, args.steps)
+    blocks = [machine(replicas.device).describe(), *tables]
+    if replicas.is_main:
+        for block in blocks:
+            print(block + "\n", flush=True)
+        if args.out:
+            write_text(args.out, "\n\n".join(blocks) + "\n")
     return 0

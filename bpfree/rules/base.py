@@ -14,6 +14,10 @@ The contract, which every rule of bpfree keeps and a new rule builds on (docs/ex
 - The rule's state (feedback matrices, counters, random-stream positions) is ``rule.state_dict()``;
   the model's weights stay in ``model.state_dict()``. ``rule.to(...)`` moves only the rule's state.
 - ``rule.alignment()`` reports how the rule's feedback aligns with what it stands for.
+- Under data parallelism (``bpfree.parallel``) each replica steps on its rows of a global
+  batch: a rule draws per-sample randomness for the whole batch and keeps its rows
+  (``batch_rows``), sums what it learns from data outside ``.grad`` over the replicas
+  (``sum_across_replicas``), and says how each update scales with the batch (``batch_power``).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Rule(nn.Module):
             self.num_classes = CLASS_COUNT(infer_num_classes(model), f"{self.name} num_classes")
         self.grads = GradBuffers()
         object.__setattr__(self, "_optimizer", None)
+        object.__setattr__(self, "_replicas", None)
+        object.__setattr__(self, "_rows", None)
 
     @classmethod
     def options(cls) -> dict[str, Any]:
@@ -128,6 +134,36 @@ class Rule(nn.Module):
             yield
         finally:
             object.__setattr__(self, "_optimizer", previous)
+
+    @contextmanager
+    def replicated(self, replicas: Any, start: int, total: int) -> Iterator[None]:
+        """Within it, a step's batch is rows ``start:start + n`` of a global batch of ``total``
+        spread over ``replicas`` (an object with ``all_reduce_sum_(tensors)``, such as
+        ``bpfree.parallel.Replicas``)."""
+        object.__setattr__(self, "_replicas", replicas)
+        object.__setattr__(self, "_rows", (start, total))
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_replicas", None)
+            object.__setattr__(self, "_rows", None)
+
+    def batch_rows(self, n: int) -> tuple[int, int]:
+        """(start, total): where this step's n samples lie in the global batch, (0, n) outside
+        data parallelism. A per-sample random draw is made for all ``total`` rows and sliced, so
+        that every replica draws what one process would."""
+        return (0, n) if self._rows is None else self._rows
+
+    def sum_across_replicas(self, tensors: list[torch.Tensor]) -> None:
+        """Sum ``tensors`` (state learnt from this step's samples) over the replicas, in place;
+        nothing outside data parallelism."""
+        if self._replicas is not None:
+            self._replicas.all_reduce_sum_(tensors)
+
+    def batch_power(self, param: nn.Parameter) -> int:
+        """k such that the update the rule writes for ``param`` scales as n^−k with the batch
+        size n: 1 for a mean over the batch (every rule's, by default), 0 for a sum."""
+        return 1
 
     def check_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Raise a ``ValueError`` that says what is wrong with a batch: no samples, a non-finite

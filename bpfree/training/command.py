@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from bpfree.core.signals import sigterm_as_interrupt
 from bpfree.data import DATASETS
 from bpfree.models import MODELS
+from bpfree.parallel.replicas import launched_rank
 from bpfree.rules import RULES
 from bpfree.training.config import ConfigError, TrainConfig
 from bpfree.training.run_folder import RunFolder
@@ -45,6 +46,11 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "seed": {"type": int, "help": "seed of weights, feedback, dropout and batch order (0)"},
     "device": {"help": "cpu, cuda or cuda:<index>"},
     "threads": {"type": int, "help": "CPU threads to compute with (default: torch's)"},
+    "sync_batchnorm": {
+        "action": "store_const",
+        "const": True,
+        "help": "data parallel on CUDA: BatchNorm statistics over the global batch",
+    },
     "data_dir": {"help": "folder holding the datasets (else $BPFREE_DATA, else ~/.cache/bpfree)"},
     "out": {"help": "run folder (default: runs/<dataset>-<rule>-<hidden>-seed<seed>)"},
 }
@@ -109,8 +115,10 @@ def run(args: argparse.Namespace) -> int:
     """Train as the flags say and print each epoch and the final test accuracy."""
     config = config_from(args).resolved()
     folder = config.out or config.default_out()
+    main = launched_rank() == 0  # under torchrun, rank 0 alone speaks
     settings = {k: v for k, v in config.to_dict().items() if k not in ("out", "data_dir")}
-    tqdm.write(f"run folder: {folder}\nsettings: {settings}")
+    if main:
+        tqdm.write(f"run folder: {folder}\nsettings: {settings}")
 
     def report(row: dict[str, Any]) -> None:
         tqdm.write(
@@ -129,5 +137,6 @@ def run(args: argparse.Namespace) -> int:
             message = "no epoch had finished, so nothing was saved"
         print(f"interrupted: {message}", file=sys.stderr)
         return 130
-    print(f"test accuracy: {result.test_acc:.2f}%")
+    if main:
+        print(f"test accuracy: {result.test_acc:.2f}%")
     return 0

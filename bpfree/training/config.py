@@ -41,7 +41,9 @@ class TrainConfig:
     alignment and update cosines each epoch. ``threads`` is the number of CPU threads the run
     computes with (None: torch's default): a run's weights are bitwise reproducible for a fixed
     number, which may differ between two runs of the same settings (and between the two parts
-    of a resumed run) without making them different runs.
+    of a resumed run) without making them different runs. ``sync_batchnorm`` (CUDA only) makes
+    BatchNorm layers normalise with the statistics of the whole global batch in a data-parallel
+    run (``torch.nn.SyncBatchNorm``); by default each replica uses its own rows' statistics.
     """
 
     rule: str = "pepita"
@@ -65,6 +67,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
+    sync_batchnorm: bool = False
     data_dir: str | None = None
     out: str | None = None
     rule_options: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +103,11 @@ class TrainConfig:
                 check(getattr(self, key), repr(key))
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if self.sync_batchnorm and not self.device.startswith("cuda"):
+            raise ConfigError(
+                "'sync_batchnorm' needs device cuda: torch's SyncBatchNorm runs on GPUs only; on "
+                "the CPU each replica normalises with its own batch statistics"
+            )
 
     def default_out(self) -> Path:
         """``runs/<dataset>-<rule>-<model>-seed<seed>``: the same run lands in the same folder.
@@ -211,5 +219,6 @@ def _value_checks() -> dict[str, Check]:
         "decay_epochs": epochs,
         "seed": checks.SEED,
         "threads": checks.optional(checks.POSITIVE_INT),
+        "sync_batchnorm": checks.BOOLEAN,
         "device": Check("cpu, cuda or cuda:<index>", _device),
     }

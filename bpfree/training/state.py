@@ -98,7 +98,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: 
     options = {key: getattr(config, key) for key in MODEL_SHORTHANDS if key in spec.options}
     options.update(config.model_options)
     try:
-        return build_network(
+        model = build_network(
             config.model,
             input_shape=input_shape,
             num_classes=num_classes,
@@ -107,6 +107,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: 
         )
     except (TypeError, ValueError) as error:
         raise ConfigError(f"model_options: {error}") from None
+    return nn.SyncBatchNorm.convert_sync_batchnorm(model) if config.sync_batchnorm else model
 
 
 def build_rule(config: TrainConfig, model: nn.Module, input_shape: tuple[int, ...]) -> Rule:

@@ -1,13 +1,12 @@
 """The training loop: a rule writes gradients, the optimizer applies them, each epoch is logged
-and saved, and a run resumes where its checkpoint stopped."""
+and saved, and a run resumes where its checkpoint stopped (``resume``), on one process or on
+the replicas ``torchrun`` starts (``bpfree.parallel``)."""
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,13 @@ from tqdm.auto import tqdm
 
 from bpfree.data import Batches, load_dataset
 from bpfree.diagnostics import update_cosines, weight_diagnostics
+from bpfree.parallel import DataParallel, Replicas, join
 from bpfree.rules import Rule
 from bpfree.training.config import ConfigError, TrainConfig
 from bpfree.training.plots import plot_alignment, plot_curves
-from bpfree.training.run_folder import RunFolder, RunFolderError
+from bpfree.training.resume import resume
+from bpfree.training.run_folder import RunFolder
 from bpfree.training.state import TrainingState
-
-logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -56,45 +55,182 @@ def train(
     ``lr`` and the diagnostics); the plots are drawn before the last row is written, so a run
     whose metrics are complete has its plots. A non-finite loss or weights stop the run with
     ``TrainingDiverged``; the last finite epoch's checkpoint stays.
+
+    Started by ``torchrun`` on several processes the run is data parallel (``bpfree.parallel``):
+    ``batch_size`` is the global batch, split across the replicas, and so is evaluation; rank 0
+    alone writes the folder, shows the progress bars and calls ``on_epoch``.
     """
     config = config.resolved()
-    device = training_device(config.device)
+    replicas = join(config.device)
+    device = replicas.device if replicas is not None else training_device(config.device)
     data = load_dataset(config.dataset, config.data_dir, device=device)
-    torch.manual_seed(config.seed)
+    check_batches(len(data.train_y), config.batch_size, replicas)
+    main = replicas is None or replicas.is_main
+    torch.manual_seed(config.seed + (replicas.rank if replicas is not None else 0))
     state = TrainingState.from_config(
         config, input_shape=data.input_shape, num_classes=data.num_classes, device=device
     )
+    stepper = DataParallel(state.rule, state.optimizer, replicas)
     folder = RunFolder(config.out or config.default_out())
-    with folder.writing(), computing_threads(config.threads):
+    with folder.writing() if main else nullcontext(), computing_threads(config.threads):
         order = torch.Generator().manual_seed(config.seed)
         batches = Batches(
             data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order
         )
-        probe = (data.train_x[:256], data.train_y[:256])  # the fixed batch diagnostics look at
-        metrics = resume(folder, config, state, order, device)
-        if len(metrics) == config.epochs:  # finished before: make sure its plots are there
+        metrics = resume(folder, config, state, order, replicas)
+        if main and len(metrics) == config.epochs:  # finished before: its plots must be there
             draw(folder, config, metrics)
         for epoch in range(len(metrics) + 1, config.epochs + 1):
-            row = train_epoch(state, config, batches, epoch, progress)
-            row["test_acc"] = evaluate(state.rule, data.test_x, data.test_y)
-            if config.diagnostics:
-                row.update(diagnose(state.rule, *probe))
+            row = train_epoch(state, stepper, config, batches, epoch, progress and main)
+            row["test_acc"] = evaluate(state.rule, data.test_x, data.test_y, replicas=replicas)
+            if config.diagnostics and main:
+                row.update(diagnose(state.rule, data.train_x[:256], data.train_y[:256]))
             metrics.append(row)
-            folder.save_checkpoint(
-                {
-                    "epoch": epoch,
-                    "config": config.to_dict(),
-                    "metrics": metrics,
-                    "training": state.state_dict(),
-                    "data_order": order.get_state(),
-                }
-            )
-            if epoch == config.epochs:
-                draw(folder, config, metrics)
-            folder.write_metrics(metrics)
-            if on_epoch is not None:
+            save_epoch(folder, config, metrics, state, order, replicas)
+            if on_epoch is not None and main:
                 on_epoch(row)
     return RunResult(folder.path, metrics)
+
+
+def check_batches(samples: int, batch_size: int, replicas: Replicas | None) -> None:
+    """A ``ConfigError`` when a batch would leave a replica without samples."""
+    if replicas is None:
+        return
+    last = samples % batch_size or batch_size
+    if min(batch_size, last) < replicas.world_size:
+        raise ConfigError(
+            f"with {replicas.world_size} processes every batch needs at least "
+            f"{replicas.world_size} samples, but batches of {batch_size} leave {last} in the "
+            f"last of {samples}; choose another batch size"
+        )
+
+
+def train_epoch(
+    state: TrainingState,
+    stepper: DataParallel,
+    config: TrainConfig,
+    batches: Batches,
+    epoch: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """One pass over the training set; the row of metrics it produced (without test accuracy).
+
+    A non-finite loss (on any replica), or weights left non-finite by the epoch's updates,
+    raise ``TrainingDiverged`` before anything of the epoch is saved.
+    """
+    warmup = epoch == 1 and config.warmup_weight_decay is not None
+    for group in state.optimizer.param_groups:
+        group["weight_decay"] = config.warmup_weight_decay if warmup else config.weight_decay
+    lr = state.optimizer.param_groups[0]["lr"]
+    state.model.train()
+    total_loss, seen, correct = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
+    with bar:
+        for step, (x, y) in enumerate(bar, start=1):
+            result = stepper.step(x, y)
+            if not result.finite:
+                raise TrainingDiverged(_diverged(f"the loss became {result.loss}", epoch, step))
+            total_loss += result.loss * result.samples
+            seen += result.samples
+            correct += result.correct
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+    if not all(torch.isfinite(p).all() for p in state.model.parameters()):
+        raise TrainingDiverged(_diverged("the weights became non-finite", epoch, len(batches)))
+    state.scheduler.step()
+    return {
+        "epoch": epoch,
+        "train_loss": total_loss / seen,
+        "train_acc": 100.0 * int(correct) / seen,
+        "seconds": time.perf_counter() - start,
+        "lr": lr,
+    }
+
+
+def _diverged(what: str, epoch: int, step: int) -> str:
+    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no epoch was saved"
+    return (
+        f"{what} at epoch {epoch}, step {step}: training stopped; {kept} (lower the learning rate?)"
+    )
+
+
+def save_epoch(
+    folder: RunFolder,
+    config: TrainConfig,
+    metrics: list[dict[str, Any]],
+    state: TrainingState,
+    order: torch.Generator,
+    replicas: Replicas | None,
+) -> None:
+    """Rank 0 writes the epoch's checkpoint (with every replica's random generators), then, after
+    the last epoch, the plots, then the metrics."""
+    training = state.state_dict()
+    replica_random = replicas.gather(training["random"]) if replicas is not None else None
+    if replicas is not None and not replicas.is_main:
+        return
+    checkpoint = {
+        "epoch": len(metrics),
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "training": training,
+        "data_order": order.get_state(),
+    }
+    if replica_random is not None:
+        checkpoint["replica_random"] = replica_random
+    folder.save_checkpoint(checkpoint)
+    if len(metrics) == config.epochs:
+        draw(folder, config, metrics)
+    folder.write_metrics(metrics)
+
+
+def evaluate(
+    predictor: torch.nn.Module | Rule,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1000,
+    replicas: Replicas | None = None,
+) -> float:
+    """Accuracy in percent on (x, y) of a model, or of a rule's ``predict`` (Forward-Forward
+    predicts by goodness, not by the model's logits), in eval mode without autograd; split
+    across ``replicas`` (each counts its rows, the counts are summed) when given."""
+    model = predictor.model if isinstance(predictor, Rule) else predictor
+    predict = predictor.predict if isinstance(predictor, Rule) else predictor
+    total = len(y)
+    if replicas is not None:
+        start, stop = replicas.rows(total)
+        x, y = x[start:stop], y[start:stop]
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    with torch.no_grad():
+        for xb, yb in Batches(x, y, batch_size, shuffle=False):
+            correct += (predict(xb).argmax(dim=1) == yb).sum()
+    if replicas is not None:
+        counted = correct.to(torch.float64)
+        replicas.all_reduce_sum_([counted])
+        correct = counted
+    return 100.0 * int(correct.item()) / total
+
+
+def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """The epoch's diagnostics: the cosine between each parameter's update and its true gradient
+    on a fixed batch, the rule's feedback alignment, and each weight matrix's norm (ICML 2022
+    Fig. 3c) with its Normal and Student-t fits (App. H)."""
+    return {
+        "update_cosine": update_cosines(rule, x, y),
+        "weights": weight_diagnostics(rule.model, fit=True),
+        "alignment": rule.alignment(),
+    }
+
+
+def draw(folder: RunFolder, config: TrainConfig, metrics: list[dict[str, Any]]) -> None:
+    """The run's curves and, with diagnostics, its alignment plots."""
+    if not metrics:
+        return
+    title = f"{config.rule} on {config.dataset}, {config.default_out().name}"
+    plot_curves(metrics, folder.curves, title)
+    if any("update_cosine" in row for row in metrics):
+        plot_alignment(metrics, folder.alignment, title)
 
 
 @contextmanager
@@ -122,135 +258,3 @@ def training_device(name: str) -> torch.device:
                 f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} GPUs"
             )
     return device
-
-
-def resume(
-    folder: RunFolder,
-    config: TrainConfig,
-    state: TrainingState,
-    order: torch.Generator,
-    device: torch.device,
-) -> list[dict[str, Any]]:
-    """Restore the folder's checkpoint into ``state`` and ``order`` and return the metrics of
-    its epochs; a new run (no checkpoint) writes its config and returns none. The checkpoint
-    decides how far the run got; ``config.yaml`` and ``metrics.jsonl`` are rewritten from it.
-    A latest checkpoint that cannot be read or does not fit the run gives way to the previous
-    one."""
-
-    def restore(checkpoint: dict[str, Any]) -> None:
-        check_resumable(folder, config, checkpoint)
-        try:
-            state.load_state_dict(checkpoint["training"])
-            order.set_state(checkpoint["data_order"])
-        except (KeyError, RuntimeError, TypeError, ValueError) as error:
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-            raise RunFolderError(f"its training state does not fit the run ({reason})") from None
-
-    checkpoint = folder.load_checkpoint(map_location=device, restore=restore)
-    if checkpoint is None:
-        folder.write_config(config.to_dict())
-        folder.write_metrics([])
-        return []
-    metrics = list(checkpoint["metrics"])
-    folder.write_config(config.to_dict())
-    folder.write_metrics(metrics)
-    logger.info("resuming %s after epoch %d", folder.path, checkpoint["epoch"])
-    return metrics
-
-
-def check_resumable(folder: RunFolder, config: TrainConfig, checkpoint: dict[str, Any]) -> None:
-    """A ``ConfigError`` when the checkpoint is of another run, or of more epochs than asked."""
-    changed = config.differences(checkpoint["config"])
-    if changed:
-        raise ConfigError(
-            f"{folder.path} holds a run with different settings ({', '.join(changed)}); "
-            "pass --out with a new folder to start another run"
-        )
-    if checkpoint["epoch"] > config.epochs:
-        raise ConfigError(
-            f"{folder.path} holds {checkpoint['epoch']} finished epochs, more than the "
-            f"{config.epochs} asked for; ask for at least {checkpoint['epoch']} epochs, or pass "
-            "--out with a new folder"
-        )
-
-
-def train_epoch(
-    state: TrainingState, config: TrainConfig, batches: Batches, epoch: int, progress: bool
-) -> dict[str, Any]:
-    """One pass over the training set; the row of metrics it produced (without test accuracy).
-
-    A non-finite loss, or weights left non-finite by the epoch's updates, raise
-    ``TrainingDiverged`` before anything of the epoch is saved.
-    """
-    warmup = epoch == 1 and config.warmup_weight_decay is not None
-    for group in state.optimizer.param_groups:
-        group["weight_decay"] = config.warmup_weight_decay if warmup else config.weight_decay
-    lr = state.optimizer.param_groups[0]["lr"]
-    state.model.train()
-    total_loss, seen = 0.0, 0
-    correct = torch.zeros((), dtype=torch.long, device=batches.y.device)
-    start = time.perf_counter()
-    bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
-    with bar:
-        for step, (x, y) in enumerate(bar, start=1):
-            result = state.step(x, y)
-            if not math.isfinite(result.loss):
-                raise TrainingDiverged(_diverged(f"the loss became {result.loss}", epoch, step))
-            total_loss += result.loss * len(y)
-            seen += len(y)
-            correct += (result.output.argmax(dim=1) == y).sum()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-    if not all(torch.isfinite(p).all() for p in state.model.parameters()):
-        raise TrainingDiverged(_diverged("the weights became non-finite", epoch, len(batches)))
-    state.scheduler.step()
-    return {
-        "epoch": epoch,
-        "train_loss": total_loss / seen,
-        "train_acc": 100.0 * correct.item() / seen,
-        "seconds": time.perf_counter() - start,
-        "lr": lr,
-    }
-
-
-def _diverged(what: str, epoch: int, step: int) -> str:
-    kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no epoch was saved"
-    return (
-        f"{what} at epoch {epoch}, step {step}: training stopped; {kept} (lower the learning rate?)"
-    )
-
-
-def evaluate(
-    predictor: torch.nn.Module | Rule, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
-) -> float:
-    """Accuracy in percent on (x, y) of a model, or of a rule's ``predict`` (Forward-Forward
-    predicts by goodness, not by the model's logits), in eval mode without autograd."""
-    model = predictor.model if isinstance(predictor, Rule) else predictor
-    predict = predictor.predict if isinstance(predictor, Rule) else predictor
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=y.device)
-    with torch.no_grad():
-        for xb, yb in Batches(x, y, batch_size, shuffle=False):
-            correct += (predict(xb).argmax(dim=1) == yb).sum()
-    return 100.0 * correct.item() / len(y)
-
-
-def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """The epoch's diagnostics: the cosine between each parameter's update and its true gradient
-    on a fixed batch, the rule's feedback alignment, and each weight matrix's norm (ICML 2022
-    Fig. 3c) with its Normal and Student-t fits (App. H)."""
-    return {
-        "update_cosine": update_cosines(rule, x, y),
-        "weights": weight_diagnostics(rule.model, fit=True),
-        "alignment": rule.alignment(),
-    }
-
-
-def draw(folder: RunFolder, config: TrainConfig, metrics: list[dict[str, Any]]) -> None:
-    """The run's curves and, with diagnostics, its alignment plots."""
-    if not metrics:
-        return
-    title = f"{config.rule} on {config.dataset}, {config.default_out().name}"
-    plot_curves(metrics, folder.curves, title)
-    if any("update_cosine" in row for row in metrics):
-        plot_alignment(metrics, folder.alignment, title)

@@ -63,3 +63,11 @@ def test_report_prints_machine_then_one_table_per_setting_and_writes_out(
     assert printed.count("| pepita | ") == 3  # two timing tables and the memory table
     assert "| rule | 2 layers | 4 layers | 8 layers |" in printed
     assert out_file.read_text().split() == printed.split()
+
+
+def test_parallel_outside_torchrun_says_how_to_launch_it(capsys, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert run(_args("--parallel")) == 2
+    assert "torchrun --standalone --nproc-per-node 2 -m bpfree bench --parallel" in (
+        capsys.readouterr().err
+    )

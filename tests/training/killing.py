@@ -15,13 +15,14 @@ def run_and_kill(moment: str, k: int, argv: list[str]) -> None:
     """Run ``bpfree argv``, killed with SIGKILL: ``"step"``, as the k-th training step starts;
     ``"between"``, after the checkpoint of the epoch with k rows is written, before its metrics."""
     from bpfree.cli import main
-    from bpfree.training import run_folder, state
+    from bpfree.parallel import step as parallel_step
+    from bpfree.training import run_folder
 
     def kill() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     if moment == "step":
-        real_step, seen = state.TrainingState.step, []
+        real_step, seen = parallel_step.DataParallel.step, []
 
         def step(self, x, y):
             seen.append(1)
@@ -29,7 +30,7 @@ def run_and_kill(moment: str, k: int, argv: list[str]) -> None:
                 kill()
             return real_step(self, x, y)
 
-        state.TrainingState.step = step
+        parallel_step.DataParallel.step = step
     else:
         real_write = run_folder.RunFolder.write_metrics
 

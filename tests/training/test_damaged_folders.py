@@ -260,6 +260,7 @@ def test_a_full_disk_is_named(data_dir, tmp_path, monkeypatch, capsys):
         (["--device", "mps"], "'device' must be cpu, cuda or cuda:<index>, got 'mps'"),
         (["--seed", str(2**64)], "'seed' must be an integer in \\[0, 2\\*\\*63\\)"),
         (["--threads", "0"], "'threads' must be None or a positive integer, got 0"),
+        (["--sync-batchnorm"], "'sync_batchnorm' needs device cuda"),
     ],
 )
 def test_bad_values_are_named(args, message, data_dir, tmp_path, capsys):

@@ -47,13 +47,31 @@ class RandomStream(nn.Module):
         yield generator
         self.state.copy_(generator.get_state())
 
-    def normal(self, shapes: Sequence[Sequence[int]], like: torch.Tensor) -> list[torch.Tensor]:
-        """One N(0, I) tensor per shape, with ``like``'s dtype and device."""
+    def normal(
+        self,
+        shapes: Sequence[Sequence[int]],
+        like: torch.Tensor,
+        rows: tuple[int, int] | None = None,
+    ) -> list[torch.Tensor]:
+        """One N(0, I) tensor per shape, with ``like``'s dtype and device.
+
+        With ``rows`` = (start, total), each shape is (n, ...) for n samples of a batch of
+        ``total``: it is drawn as (total, ...) and rows start:start + n are kept, so that a
+        replica of a data-parallel run draws what one process draws for the whole batch.
+        """
+        draws = []
         with self.generator() as generator:
-            return [
-                torch.randn(tuple(shape), generator=generator, dtype=like.dtype).to(like.device)
-                for shape in shapes
-            ]
+            for shape in shapes:
+                shape = tuple(shape)
+                if rows is not None:
+                    start, total = rows
+                    full = torch.randn((total, *shape[1:]), generator=generator, dtype=like.dtype)
+                    draws.append(full[start : start + shape[0]].to(like.device))
+                else:
+                    draws.append(
+                        torch.randn(shape, generator=generator, dtype=like.dtype).to(like.device)
+                    )
+        return draws
 
 
 def sparse_mask(

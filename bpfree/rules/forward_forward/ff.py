@@ -133,7 +133,13 @@ class FF(ForwardForwardRule):
             return self.step_label(x, y, masks)
         image_shape = resolve_image_shape(self.image_shape, batch_shape)
         with self.stream.generator() as generator:
-            negative = hybrids(x, image_shape, blur_steps=self.blur_steps, generator=generator)
+            negative = hybrids(
+                x,
+                image_shape,
+                blur_steps=self.blur_steps,
+                generator=generator,
+                rows=self.batch_rows(x.shape[0]),
+            )
         return self.step_hybrid(x, negative, y, masks)
 
     def step_label(
@@ -142,7 +148,8 @@ class FF(ForwardForwardRule):
         """Label mode: positive embed(x, y), negative embed(x, ŷ), read off every label's pass."""
         n, c = x.shape[0], self.num_classes
         with self.stream.generator() as generator:
-            labels = torch.stack([y, wrong_labels(y, c, generator)])  # (2, n): y, ŷ
+            wrong = wrong_labels(y, c, generator, rows=self.batch_rows(n))
+            labels = torch.stack([y, wrong])  # (2, n): y, ŷ
         rows = torch.arange(n, device=x.device)
         sign = x.new_tensor(SIGNS).unsqueeze(1)
         scores, loss = x.new_zeros(n, c), x.new_zeros(())

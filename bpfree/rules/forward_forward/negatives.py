@@ -25,20 +25,39 @@ def embed_labels(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Te
     return out
 
 
-def wrong_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:
-    """A label drawn uniformly among the c − 1 labels that differ from each y (n,)."""
-    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
-    return (y + shift) % num_classes
+def wrong_labels(
+    y: torch.Tensor,
+    num_classes: int,
+    generator: torch.Generator,
+    rows: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """A label drawn uniformly among the c − 1 labels that differ from each y (n,).
+
+    With ``rows`` = (start, total), y are rows start:start + n of a batch of ``total``, and the
+    shifts are drawn for the whole batch (as a replica of a data-parallel run must)."""
+    start, total = rows if rows is not None else (0, y.shape[0])
+    shift = torch.randint(1, num_classes, (total,), generator=generator)
+    return (y + shift[start : start + y.shape[0]].to(y.device)) % num_classes
 
 
-def partners(n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def partners(
+    n: int,
+    generator: torch.Generator,
+    device: torch.device,
+    rows: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """A random derangement of range(n): sample k is paired with another sample, never itself.
 
-    A random order is cut into one cycle, each sample taking the next one in that order.
+    A random order is cut into one cycle, each sample taking the next one in that order. With
+    ``rows`` = (start, total) the order is drawn over the whole batch of ``total`` and the n
+    rows from ``start`` keep their places in it: the pairs stay within these rows.
     """
     if n < 2:
         raise ValueError(f"hybrid negatives mix two images of a batch: need n ≥ 2, got n = {n}")
-    order = torch.randperm(n, generator=generator)
+    start, total = rows if rows is not None else (0, n)
+    order = torch.randperm(total, generator=generator)
+    if total != n:
+        order = order[(order >= start) & (order < start + n)] - start
     partner = torch.empty_like(order)
     partner[order] = order.roll(-1)
     return partner.to(device)
@@ -72,17 +91,22 @@ def hybrids(
     *,
     blur_steps: int,
     generator: torch.Generator,
+    rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Negative samples (n, i): mask ⊙ x_a + (1 − mask) ⊙ x_b, x_b another image of the batch.
 
     ``image_shape`` is (h, w) or (channels, h, w); one mask serves all channels of an image.
+    With ``rows`` = (start, total) the masks are drawn for the whole batch and x_b is another of
+    the rows of x (a replica of a data-parallel run has no other).
     """
     n = x.shape[0]
+    start, total = rows if rows is not None else (0, n)
     height, width = image_shape[-2:]
-    mask = hybrid_masks(n, height, width, blur_steps=blur_steps, generator=generator)
+    mask = hybrid_masks(total, height, width, blur_steps=blur_steps, generator=generator)
     channels = [1] * (len(image_shape) - 2)
-    mask = mask.to(device=x.device, dtype=x.dtype).view(n, *channels, height, width)
-    other = x[partners(n, generator, x.device)].reshape(n, *image_shape)
+    mask = mask[start : start + n].to(device=x.device, dtype=x.dtype)
+    mask = mask.view(n, *channels, height, width)
+    other = x[partners(n, generator, x.device, rows)].reshape(n, *image_shape)
     return torch.lerp(other, x.reshape(n, *image_shape), mask).reshape(n, -1)
 
 

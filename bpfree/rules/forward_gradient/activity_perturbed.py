@@ -100,7 +100,7 @@ class FGActivity(Rule):
                 self.grads.zeros(param)
         scale = 1.0 / (n * self.perturbations)
         for _ in range(self.perturbations):
-            u = self.stream.normal(shapes, reference)
+            u = self.stream.normal(shapes, reference, rows=self.batch_rows(n))
             loss, d, output, inputs = activity_jvp(self.model, self.layer_modules, x, y, u)
             with torch.no_grad():
                 for module, config, h, u_l in zip(

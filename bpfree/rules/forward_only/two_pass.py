@@ -10,6 +10,7 @@ from torch import nn
 from bpfree.core.checks import one_of
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.options import Option
+from bpfree.rules.common.walk import ConvLayer
 from bpfree.rules.forward_only import equations, fast
 from bpfree.rules.forward_only.mechanism import ModulatedInputRule, TwoPassTerms
 
@@ -36,6 +37,14 @@ class TwoPassRule(ModulatedInputRule):
         self.stack.average_conv_updates(self.conv_average)
         if self.modulation == "linear" and not self.terms.reads_clean_inputs:
             raise ValueError(f"{self.name}: a linear modulated pass has no h_err to multiply")
+
+    def batch_power(self, param: nn.Parameter) -> int:
+        """2 for a convolution whose filter update is divided by n² (``conv_average`` of the ICML
+        code), else 1 (a mean over the batch)."""
+        if self.conv_average == "products":
+            return 1
+        convs = [layer.conv for layer in self.stack.hidden if isinstance(layer, ConvLayer)]
+        return 2 if any(param is p for conv in convs for p in conv.parameters()) else 1
 
     @torch.no_grad()
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:

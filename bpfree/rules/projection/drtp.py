@@ -59,6 +59,12 @@ class DRTP(ProjectionRule):
     scaling = Option("reference", one_of("reference", "mean"))
     output_loss = Option("bce", one_of("bce", "ce"))
 
+    def batch_power(self, param: torch.nn.Parameter) -> int:
+        """With the reference scaling the hidden updates sum over the batch (k = 0); the output
+        block's gradient is a mean (k = 1)."""
+        hidden = any(param is p for module in self.point_modules for p in module.parameters())
+        return 0 if self.scaling == "reference" and hidden else 1
+
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.output_loss == "ce":
             return F.cross_entropy(torch.sigmoid(output), y)

@@ -96,12 +96,13 @@ class GrAPE(DFA):
         shapes = [(n, *shape) for shape in self.point_shapes]
         g_sum = [torch.zeros_like(g) for g in self.G]
         for _ in range(self.perturbations):
-            u = self.stream.normal(shapes, self.B[0])
+            u = self.stream.normal(shapes, self.B[0], rows=self.batch_rows(n))
             _, d, output, _ = activity_jvp(self.model, self.point_modules, x, y, u)
             with torch.no_grad():
                 e = torch.softmax(output, dim=1) - one_hot(y, self.num_classes, output.dtype)
                 for total, u_l in zip(g_sum, u, strict=True):
                     total.addmm_(activity_gradient(d, u_l).reshape(n, -1).T, e)  # 'nk,nc->kc'
+        self.sum_across_replicas(g_sum)  # G_l sums over every sample of the global batch
         self.steps += 1
         noise = self.stream.normal([b.shape for b in self.B], self.B[0]) if self.noise else None
         cosines = []

@@ -1,0 +1,119 @@
+"""Data-parallel throughput: each rule's samples per second on the replicas ``torchrun``
+started against one process, both with one thread per process, and the time a step spends in
+communication.
+
+Measured in one run of ``torchrun --standalone --nproc-per-node N -m bpfree bench --parallel``:
+first rank 0 alone times ``rule.step`` + ``optimizer.step`` on the global batch while the other
+ranks wait; then every rank times the data-parallel step (its rows of the same batch, the
+gradients averaged), each rule on a fresh training state. A time is the median over
+``rounds`` bursts of ``steps`` steps of the burst's mean; the replicas' time is the slowest
+rank's. Communication is the time spent in the collective calls, per step, on rank 0.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from bpfree.bench.suites import Setting
+from bpfree.bench.training_step import build_step, random_batch
+from bpfree.parallel import DataParallel, Replicas
+
+# The settings the data-parallel benchmark times (the issue's: an MLP at global batch 256 and
+# ResNet-20 at batch 128).
+PARALLEL_SETTINGS = (
+    Setting("mlp", (3072,), 256, (1024, 1024)),
+    Setting("resnet20", (3, 32, 32), 128),
+)
+
+
+@dataclass(frozen=True)
+class ParallelTime:
+    """One rule on one setting: seconds per step alone and on the replicas, and the seconds of
+    a replicated step spent communicating."""
+
+    rule: str
+    alone: float
+    replicated: float
+    communicating: float
+
+    @property
+    def speedup(self) -> float:
+        return self.alone / self.replicated
+
+
+def _burst_seconds(stepper: DataParallel, x, y, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        stepper.step(x, y)
+    return (time.perf_counter() - start) / steps
+
+
+def time_parallel(
+    rule: str, setting: Setting, replicas: Replicas, rounds: int, steps: int
+) -> ParallelTime:
+    """``rule`` on ``setting``: alone on rank 0, then on every replica."""
+    device = replicas.device
+    x, y = random_batch(setting, device)
+    alone = 0.0
+    if replicas.is_main:
+        single = build_step(rule, setting, device, (x, y))
+        stepper = DataParallel(single.state.rule, single.state.optimizer, None)
+        stepper.step(x, y)  # warm-up
+        alone = statistics.median(_burst_seconds(stepper, x, y, steps) for _ in range(rounds))
+    replicas.barrier()
+    shared = build_step(rule, setting, device, (x, y))
+    stepper = DataParallel(shared.state.rule, shared.state.optimizer, replicas)
+    stepper.step(x, y)  # warm-up
+    stepper.optimizer.seconds_communicating = 0.0
+    bursts = [_burst_seconds(stepper, x, y, steps) for _ in range(rounds)]
+    communicating = stepper.optimizer.seconds_communicating / (rounds * steps)
+    slowest = replicas.gather(statistics.median(bursts))
+    replicated = max(slowest) if slowest is not None else 0.0
+    return ParallelTime(rule, alone, replicated, communicating)
+
+
+def parallel_table(times: list[ParallelTime], setting: Setting, world_size: int) -> str:
+    """rule | alone | replicas | speed-up | communication, in Markdown."""
+    from bpfree.bench.report import markdown_table
+
+    batch = setting.batch
+    rows = [
+        [
+            t.rule,
+            f"{batch / t.alone:,.0f}",
+            f"{batch / t.replicated:,.0f}",
+            f"{t.speedup:.2f}x",
+            f"{t.communicating * 1e3:.2f} ms ({100 * t.communicating / t.replicated:.0f} %)",
+        ]
+        for t in times
+    ]
+    title = (
+        f"{setting.label}: samples/s of 1 process and of {world_size} replicas, one thread each "
+        "(step = rule.step + gradients averaged + optimizer.step):"
+    )
+    header = ["rule", "1 process", f"{world_size} replicas", "speed-up", "communication / step"]
+    return f"{title}\n\n" + markdown_table(header, rows)
+
+
+def parallel_tables(
+    rules: list[str], replicas: Replicas, rounds: int, steps: int, settings=PARALLEL_SETTINGS
+) -> list[str]:
+    """One table per setting, on rank 0 (none elsewhere); rules that cannot train a setting's
+    model are left out of it."""
+    torch.set_num_threads(1)
+    tables = []
+    for setting in settings:
+        times = []
+        for rule in rules:
+            try:
+                build_step(rule, setting, replicas.device)
+            except ValueError:
+                continue  # the rule does not train this model (BatchNorm, convolutions)
+            times.append(time_parallel(rule, setting, replicas, rounds, steps))
+        if replicas.is_main:
+            tables.append(parallel_table(times, setting, replicas.world_size))
+    return tables

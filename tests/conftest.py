@@ -127,6 +127,14 @@ def make_mnist() -> Callable[..., dict[str, np.ndarray]]:
 
 
 @pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data root holding tiny MNIST files (40 training and 10 test images), for runs of a few
+    steps; a test module may define its own."""
+    _make_mnist(tmp_path / "data" / "mnist", gzipped=False, n_train=40, n_test=10)
+    return tmp_path / "data"
+
+
+@pytest.fixture
 def make_cifar() -> Callable[..., dict[str, tuple[np.ndarray, list[int]]]]:
     """Maker of CIFAR folders: make_cifar(folder, files, num_classes, label_key, n=4)."""
     return _make_cifar

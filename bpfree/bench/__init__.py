@@ -1,5 +1,6 @@
 """Benchmarks: training-step time of each rule against BP's, one real epoch, peak memory
-against depth, printed as Markdown tables by ``bpfree bench`` (``add_arguments``, ``run``)."""
+against depth, and data-parallel throughput against one process, printed as Markdown tables
+by ``bpfree bench`` (``add_arguments``, ``run``)."""
 
 from bpfree.bench.command import add_arguments, run
 from bpfree.bench.machine import Machine, machine

@@ -77,15 +77,14 @@ def test_a_forward_only_rule_calls_no_backward_under_data_parallelism():
     assert run_replicas(cases.step_without_backward, 2, rules) == [True, True]
 
 
-def test_rank_0_alone_writes_the_run_folder(tmp_path, make_mnist):
-    make_mnist(tmp_path / "data" / "mnist", gzipped=False, n_train=40, n_test=10)
+def test_rank_0_alone_writes_the_run_folder(tmp_path, data_dir):
     config = TrainConfig(
         rule="pepita",
         hidden=[8],
         epochs=2,
         batch_size=16,
         decay_epochs=[1],
-        data_dir=str(tmp_path / "data"),
+        data_dir=str(data_dir),
         out=str(tmp_path / "run"),
         threads=1,
     )

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from bpfree.testing import assert_same
@@ -16,12 +15,6 @@ from bpfree.training import TrainConfig
 
 HERE = Path(__file__).parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-
-
-@pytest.fixture
-def data_dir(tmp_path, make_mnist):
-    make_mnist(tmp_path / "data" / "mnist", gzipped=False, n_train=40, n_test=10)
-    return tmp_path / "data"
 
 
 def train_args(data_dir, out, rule="pepita"):

@@ -27,12 +27,6 @@ rows:
 
 
 @pytest.fixture
-def data_dir(tmp_path, make_mnist):
-    make_mnist(tmp_path / "data" / "mnist", gzipped=False, n_train=40, n_test=10)
-    return str(tmp_path / "data")
-
-
-@pytest.fixture
 def suite_file(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(SUITE)
@@ -47,7 +41,12 @@ def test_with_the_threads_fixed_the_runs_do_not_depend_on_the_jobs(suite_file, d
     suite = load_suite(suite_file)
     for jobs in (1, 2):
         reproduce(
-            suite, tmp_path / f"jobs{jobs}", workers=jobs, threads=1, data_dir=data_dir, log=quiet
+            suite,
+            tmp_path / f"jobs{jobs}",
+            workers=jobs,
+            threads=1,
+            data_dir=str(data_dir),
+            log=quiet,
         )
     for row in ("bp", "pepita"):
         for seed in (0, 1):
@@ -81,7 +80,7 @@ def test_sigterm_leaves_no_worker_alive(suite_file, data_dir, tmp_path):
             "--threads",
             "1",
             "--data-dir",
-            data_dir,
+            str(data_dir),
             "--out",
             str(tmp_path / "out"),
         ],
@@ -121,4 +120,4 @@ def test_a_run_config_that_is_not_yaml_is_named(suite_file, data_dir, tmp_path):
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text("rule: [bp\n")
     with pytest.raises(SuiteError, match=r"bp/seed-0/config.yaml cannot be read as YAML"):
-        reproduce(load_suite(suite_file), tmp_path / "out", data_dir=data_dir, log=quiet)
+        reproduce(load_suite(suite_file), tmp_path / "out", data_dir=str(data_dir), log=quiet)

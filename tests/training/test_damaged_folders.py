@@ -26,12 +26,6 @@ from bpfree.training import (
 )
 
 
-@pytest.fixture
-def data_dir(tmp_path, make_mnist):
-    make_mnist(tmp_path / "data" / "mnist", gzipped=False, n_train=40, n_test=10)
-    return tmp_path / "data"
-
-
 def tiny(data_dir, out, **changes):
     values = dict(
         rule="bp",

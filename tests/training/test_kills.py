@@ -36,12 +36,6 @@ def killed(moment: str, k: int, *command: str) -> None:
     assert start_killed(moment, k, list(command)) == -signal.SIGKILL
 
 
-@pytest.fixture
-def data_dir(tmp_path, make_mnist):
-    make_mnist(tmp_path / "data" / "mnist", gzipped=False, n_train=40, n_test=10)
-    return tmp_path / "data"
-
-
 def config(rule, options, data_dir, out):
     return TrainConfig(
         rule=rule,

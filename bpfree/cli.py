@@ -10,9 +10,13 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from bpfree.bench import command as bench
+from bpfree.cluster import ClusterError
+from bpfree.core.extras import MissingExtra
 from bpfree.data import DataError
 from bpfree.parallel import leave
 from bpfree.reproduce import command as reproduce
+from bpfree.sweep import SpecError
+from bpfree.sweep import command as sweep
 from bpfree.theory import command as theory
 from bpfree.training import ConfigError, RunFolderError, TrainingDiverged
 from bpfree.training import command as train
@@ -24,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[ModuleType, str]] = {
         reproduce,
         "run a paper table's suite (resumable) and report it beside the paper",
     ),
+    "sweep": (sweep, "search a rule's settings with Optuna on a validation split"),
     "bench": (bench, "step time against BP, samples per second, and peak memory against depth"),
 }
 
@@ -47,7 +52,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, DataError, RunFolderError, TrainingDiverged) as error:
+    except (
+        ClusterError,
+        ConfigError,
+        DataError,
+        MissingExtra,
+        RunFolderError,
+        SpecError,
+        TrainingDiverged,
+    ) as error:
         print(f"bpfree: error: {error}", file=sys.stderr)
         return 2
     finally:

@@ -1,7 +1,8 @@
 """One command per paper table: suites of runs, resumed and aggregated beside the paper's numbers.
 
+from bpfree.cluster import LocalPool
 from bpfree.reproduce import load_suite, reproduce
-results = reproduce(load_suite("icml-table1-fc"), "runs/reproduce", workers=2)
+results = reproduce(load_suite("icml-table1-fc"), "runs/reproduce", executor=LocalPool(2))
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bpfree.cluster import Executor
 from bpfree.reproduce.aggregate import RowResult, collect
 from bpfree.reproduce.report import write_report
 from bpfree.reproduce.runner import plan, report_folder, run_jobs, runs_folder, select
@@ -20,7 +22,7 @@ def reproduce(
     suite: Suite,
     out: str | Path,
     *,
-    workers: int = 1,
+    executor: Executor | None = None,
     budget: int | None = None,
     data_dir: str | None = None,
     device: str = "cpu",
@@ -36,12 +38,13 @@ def reproduce(
     ``rows`` (names or shell patterns) and ``seeds`` narrow what is trained; the report always
     covers the whole suite, a row judged only once all the suite's seeds have finished. Each run
     computes with ``threads`` CPU threads (None: torch's default), recorded in its config.
+    The runs go to ``executor`` (default: one after the other in this process).
     Returns the row results and the report files written into ``report_folder(suite, out)``.
     """
     jobs = plan(suite, out, budget=budget, data_dir=data_dir, device=device, threads=threads)
     chosen = select(jobs, suite, rows=rows, seeds=seeds)
     if train:
-        run_jobs(chosen, workers=workers, log=log)
+        run_jobs(chosen, executor=executor, log=log)
     results = collect(suite, jobs)
     command = command or f"bpfree reproduce {suite.name} --out {out}" + (
         f" --budget {budget}" if budget else ""

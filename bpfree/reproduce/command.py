@@ -2,17 +2,18 @@
 
 bpfree reproduce --list                                  # the shipped suites
 bpfree reproduce icml-table1-fc --jobs 2                 # every row and seed, two at a time
+bpfree reproduce icml-table1-fc --ray auto --gpus-per-run 1   # each run a task on a Ray cluster
 bpfree reproduce icml-table1-fc --rows 'mnist-*' --seeds 0 --budget 2   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from tqdm.auto import tqdm
 
+from bpfree.cluster import choice as cluster_choice
 from bpfree.core.signals import sigterm_as_interrupt
 from bpfree.reproduce import reproduce
 from bpfree.reproduce.suite import available_suites, load_suite
@@ -26,15 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out", default="runs/reproduce", help="folder of the runs and reports (runs/reproduce)"
-    )
-    parser.add_argument(
-        "--jobs", type=int, default=1, help="runs trained at once, as processes (1)"
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads per run, recorded in its config (default: the cores divided by --jobs); "
-        "with the same number a suite gives the same weights whatever --jobs is",
     )
     parser.add_argument(
         "--budget", type=int, help="stop every run after this many epochs (a quick look)"
@@ -55,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report-only", action="store_true", help="train nothing; report the finished runs"
     )
     parser.add_argument("--list", action="store_true", help="list the shipped suites")
+    cluster_choice.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,22 +57,28 @@ def run(args: argparse.Namespace) -> int:
             suite = load_suite(name)
             print(f"{name:24s} {suite.title} ({len(suite.rows)} rows x {len(suite.seeds)} seeds)")
         return 0 if args.list else 2
-    for flag in ("jobs", "threads"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag} must be at least 1, got {value}")
+    try:
+        cluster_choice.check(args)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     suite = load_suite(args.suite)
-    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = cluster_choice.threads_per_run(args)
+    out, data_dir = cluster_choice.shared_paths(args, args.out, args.data_dir)
     command = f"bpfree reproduce {args.suite} --out {args.out}"
     command += f" --budget {args.budget}" if args.budget else ""
     try:
         with sigterm_as_interrupt():
+            executor = (
+                None
+                if args.report_only
+                else cluster_choice.executor_from(args, args.device, log=tqdm.write)
+            )
             results, written = reproduce(
                 suite,
-                args.out,
-                workers=args.jobs,
+                out,
+                executor=executor,
                 budget=args.budget,
-                data_dir=args.data_dir,
+                data_dir=data_dir,
                 device=args.device,
                 threads=threads,
                 train=not args.report_only,

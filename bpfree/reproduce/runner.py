@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bpfree.cluster import Executor, InProcess, Task, run_all
 from bpfree.core.files import write_text
 from bpfree.reproduce.suite import Row, Suite, SuiteError
-from bpfree.reproduce.workers import run_parallel, train_job
 from bpfree.rules import RULES
-from bpfree.training import RunFolder, RunFolderError, TrainConfig
+from bpfree.training import RunFolder, RunFolderError, TrainConfig, train_job
 
 FAILED = "failed.txt"
 
@@ -141,26 +141,21 @@ def pending(jobs: list[Job]) -> list[Job]:
 def run_jobs(
     jobs: list[Job],
     *,
-    workers: int = 1,
+    executor: Executor | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, str]:
-    """Train every pending job (resuming partial ones); returns {job label: failure reason}.
-
-    With ``workers > 1`` the runs go to that many processes (``workers.run_parallel``). An
-    interrupt stops everything; every finished epoch is kept on disk.
+    """Train every pending job (resuming partial ones) on ``executor`` (default: one after the
+    other in this process); returns {job label: failure reason}. An interrupt stops every run;
+    every finished epoch is kept on disk.
     """
     failures: dict[str, str] = {}
+    todo = {f"training {job.label}": job for job in pending(jobs)}
 
-    def done(job: Job, reason: str | None) -> None:
-        _record(job, reason, failures, log)
+    def done(task: Task, reason: str | None) -> None:
+        _record(todo[task.label], reason, failures, log)
 
-    todo = pending(jobs)
-    if workers > 1:
-        run_parallel(todo, workers, done, log)
-        return failures
-    for job in todo:
-        log(f"training {job.label} -> {job.folder}")
-        done(job, train_job(job.config))
+    tasks = [Task(label, train_job, (job.config,), job.folder) for label, job in todo.items()]
+    run_all(executor or InProcess(log=log), tasks, done)
     return failures
 
 

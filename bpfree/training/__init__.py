@@ -1,6 +1,7 @@
 """Training runs: config, training state, loop, run folder, curves."""
 
 from bpfree.training.config import ConfigError, TrainConfig
+from bpfree.training.jobs import train_job
 from bpfree.training.run_folder import RunFolder, RunFolderError
 from bpfree.training.state import TrainingState
 from bpfree.training.trainer import RunResult, TrainingDiverged, evaluate, train
@@ -15,4 +16,5 @@ __all__ = [
     "TrainingState",
     "evaluate",
     "train",
+    "train_job",
 ]

@@ -51,6 +51,10 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
         "const": True,
         "help": "data parallel on CUDA: BatchNorm statistics over the global batch",
     },
+    "val_fraction": {
+        "type": float,
+        "help": "hold out this fraction of every class of the training set; log val_acc (0)",
+    },
     "data_dir": {"help": "folder holding the datasets (else $BPFREE_DATA, else ~/.cache/bpfree)"},
     "out": {"help": "run folder (default: runs/<dataset>-<rule>-<hidden>-seed<seed>)"},
 }
@@ -121,9 +125,14 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(f"run folder: {folder}\nsettings: {settings}")
 
     def report(row: dict[str, Any]) -> None:
+        accuracies = "".join(
+            f"  {name} {row[key]:6.2f}%"
+            for key, name in (("val_acc", "val acc"), ("test_acc", "test acc"))
+            if key in row
+        )
         tqdm.write(
             f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "
-            f"train acc {row['train_acc']:6.2f}%  test acc {row['test_acc']:6.2f}%  "
+            f"train acc {row['train_acc']:6.2f}%{accuracies}  "
             f"{row['seconds']:5.1f}s  lr {row['lr']:.3g}"
         )
 

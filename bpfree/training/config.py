@@ -44,6 +44,10 @@ class TrainConfig:
     of a resumed run) without making them different runs. ``sync_batchnorm`` (CUDA only) makes
     BatchNorm layers normalise with the statistics of the whole global batch in a data-parallel
     run (``torch.nn.SyncBatchNorm``); by default each replica uses its own rows' statistics.
+    ``val_fraction`` holds out that fraction of every class of the training set (seeded by
+    ``seed``, ``bpfree.data.split``) and logs ``val_acc`` each epoch; ``test_every_epoch: false``
+    reads the test set once, after the last epoch (a sweep's trials: the test set never takes
+    part in selection).
     """
 
     rule: str = "pepita"
@@ -72,6 +76,8 @@ class TrainConfig:
     out: str | None = None
     rule_options: dict[str, Any] = field(default_factory=dict)
     diagnostics: bool = True
+    val_fraction: float = 0.0
+    test_every_epoch: bool = True
 
     def resolved(self) -> TrainConfig:
         """A copy with every paper default filled in, validated."""
@@ -220,5 +226,7 @@ def _value_checks() -> dict[str, Check]:
         "seed": checks.SEED,
         "threads": checks.optional(checks.POSITIVE_INT),
         "sync_batchnorm": checks.BOOLEAN,
+        "val_fraction": checks.FRACTION,
+        "test_every_epoch": checks.BOOLEAN,
         "device": Check("cpu, cuda or cuda:<index>", _device),
     }

@@ -18,7 +18,13 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
     loss_axes.plot(epochs, [row["train_loss"] for row in rows], label="train")
     loss_axes.set(xlabel="epoch", ylabel="loss", title="training loss")
     acc_axes.plot(epochs, [row["train_acc"] for row in rows], label="train")
-    acc_axes.plot(epochs, [row["test_acc"] for row in rows], label="test")
+    for key, label in (("val_acc", "validation"), ("test_acc", "test")):
+        logged = [row for row in rows if key in row]  # the test set may be read at the end only
+        if logged:
+            marker = "o" if len(logged) == 1 else None
+            acc_axes.plot(
+                [r["epoch"] for r in logged], [r[key] for r in logged], label=label, marker=marker
+            )
     acc_axes.set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy")
     acc_axes.legend()
     save_figure(figure, path, title)

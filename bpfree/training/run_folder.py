@@ -24,7 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,7 @@ import torch
 import yaml
 
 from bpfree.core.files import atomic_write, remove_stale_temporaries, write_text
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: folders are not locked there
-    fcntl = None
+from bpfree.core.locks import Locked, exclusive_lock, is_locked
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +41,10 @@ CHECKPOINT_KEYS = frozenset({"epoch", "config", "metrics", "training", "data_ord
 
 class RunFolderError(ValueError):
     """A run folder that cannot be used as it is; the message names the file and what to do."""
+
+
+class FolderInUse(RunFolderError):
+    """Another process writes the run folder now."""
 
 
 class RunFolder:
@@ -64,20 +64,28 @@ class RunFolder:
     @contextmanager
     def writing(self) -> Iterator[RunFolder]:
         """Create the folder if needed and hold it as its only writer for the block."""
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            handle = open(self.lock, "a+")  # noqa: SIM115 (held for the whole block)
-        except OSError as error:
-            raise RunFolderError(_os_message(self.path, error)) from None
-        try:
-            _lock(handle, self.path)
+        with ExitStack() as held:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                held.enter_context(exclusive_lock(self.lock))
+            except Locked as locked:
+                raise FolderInUse(
+                    f"run folder {self.path} is in use by process {locked.holder} (another "
+                    "bpfree command writing it); wait for it to finish, or pass another --out"
+                ) from None
+            except OSError as error:
+                raise RunFolderError(_os_message(self.path, error)) from None
             for name in (self.config, self.metrics, self.checkpoint, self.curves, self.alignment):
                 remove_stale_temporaries(self.path, name.name)
             self._writing = True
-            yield self
-        finally:
-            self._writing = False
-            handle.close()
+            try:
+                yield self
+            finally:
+                self._writing = False
+
+    def in_use(self) -> bool:
+        """Whether another process writes this folder now."""
+        return is_locked(self.lock)
 
     def saved_config(self) -> dict[str, Any] | None:
         """The settings in ``config.yaml``, or None when there is none."""
@@ -212,26 +220,6 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, 
     if wrong or len(checkpoint["metrics"]) != checkpoint["epoch"]:
         raise RunFolderError(f"{path} is damaged (its {', '.join(wrong) or 'metrics'} do not fit)")
     return checkpoint
-
-
-def _lock(handle, folder: Path) -> None:
-    """Take the folder's lock, or raise naming the process that holds it."""
-    if fcntl is None:
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise RunFolderError(
-            f"run folder {folder} is in use by process {holder} (another bpfree command writing "
-            "it); wait for it to finish, or pass another --out"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
 
 
 def _os_message(path: Path, error: OSError) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bpfree.data import Batches, load_dataset
+from bpfree.data import Batches, Dataset, load_dataset
+from bpfree.data.split import stratified_split
 from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.parallel import DataParallel, Replicas, join
 from bpfree.rules import Rule
@@ -41,6 +42,11 @@ class RunResult:
     def test_acc(self) -> float:
         return self.metrics[-1]["test_acc"]
 
+    @property
+    def val_acc(self) -> float:
+        """The last epoch's validation accuracy (a run with ``val_fraction``)."""
+        return self.metrics[-1]["val_acc"]
+
 
 def train(
     config: TrainConfig,
@@ -51,10 +57,11 @@ def train(
     """Train as ``config`` says, resuming from the run folder's checkpoint when there is one.
 
     Each epoch saves the checkpoint (with every epoch's metrics), then appends its row to
-    ``metrics.jsonl`` (``epoch``, ``train_loss``, ``train_acc``, ``test_acc``, ``seconds``,
-    ``lr`` and the diagnostics); the plots are drawn before the last row is written, so a run
-    whose metrics are complete has its plots. A non-finite loss or weights stop the run with
-    ``TrainingDiverged``; the last finite epoch's checkpoint stays.
+    ``metrics.jsonl`` (``epoch``, ``train_loss``, ``train_acc``, ``val_acc`` with a validation
+    split, ``test_acc`` (after the last epoch only, with ``test_every_epoch: false``),
+    ``seconds``, ``lr`` and the diagnostics); the plots are drawn before the last row is
+    written, so a run whose metrics are complete has its plots. A non-finite loss or weights
+    stop the run with ``TrainingDiverged``; the last finite epoch's checkpoint stays.
 
     Started by ``torchrun`` on several processes the run is data parallel (``bpfree.parallel``):
     ``batch_size`` is the global batch, split across the replicas, and so is evaluation; rank 0
@@ -64,7 +71,8 @@ def train(
     replicas = join(config.device)
     device = replicas.device if replicas is not None else training_device(config.device)
     data = load_dataset(config.dataset, config.data_dir, device=device)
-    check_batches(len(data.train_y), config.batch_size, replicas)
+    train_x, train_y, held_out = split_validation(data, config)
+    check_batches(len(train_y), config.batch_size, replicas)
     main = replicas is None or replicas.is_main
     torch.manual_seed(config.seed + (replicas.rank if replicas is not None else 0))
     state = TrainingState.from_config(
@@ -74,22 +82,35 @@ def train(
     folder = RunFolder(config.out or config.default_out())
     with folder.writing() if main else nullcontext(), computing_threads(config.threads):
         order = torch.Generator().manual_seed(config.seed)
-        batches = Batches(
-            data.train_x, data.train_y, config.batch_size, shuffle=True, generator=order
-        )
+        batches = Batches(train_x, train_y, config.batch_size, shuffle=True, generator=order)
         metrics = resume(folder, config, state, order, replicas)
         if main and len(metrics) == config.epochs:  # finished before: its plots must be there
             draw(folder, config, metrics)
         for epoch in range(len(metrics) + 1, config.epochs + 1):
             row = train_epoch(state, stepper, config, batches, epoch, progress and main)
-            row["test_acc"] = evaluate(state.rule, data.test_x, data.test_y, replicas=replicas)
+            if held_out is not None:
+                row["val_acc"] = evaluate(state.rule, *held_out, replicas=replicas)
+            if config.test_every_epoch or epoch == config.epochs:
+                row["test_acc"] = evaluate(state.rule, data.test_x, data.test_y, replicas=replicas)
             if config.diagnostics and main:
-                row.update(diagnose(state.rule, data.train_x[:256], data.train_y[:256]))
+                row.update(diagnose(state.rule, train_x[:256], train_y[:256]))
             metrics.append(row)
             save_epoch(folder, config, metrics, state, order, replicas)
             if on_epoch is not None and main:
                 on_epoch(row)
     return RunResult(folder.path, metrics)
+
+
+def split_validation(
+    data: Dataset, config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The training rows and, with ``val_fraction``, the held-out (x, y) of the validation
+    split (seeded by the run's seed: the same for every run of a sweep that shares it)."""
+    if not config.val_fraction:
+        return data.train_x, data.train_y, None
+    split = stratified_split(data.train_y, config.val_fraction, config.seed)
+    held_out = (data.train_x[split.validation], data.train_y[split.validation])
+    return data.train_x[split.train], data.train_y[split.train], held_out
 
 
 def check_batches(samples: int, batch_size: int, replicas: Replicas | None) -> None:

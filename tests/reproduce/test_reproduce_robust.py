@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bpfree import cli
+from bpfree.cluster import LocalPool
 from bpfree.reproduce import SuiteError, load_suite, reproduce
 from bpfree.testing import assert_same
 
@@ -43,7 +44,7 @@ def test_with_the_threads_fixed_the_runs_do_not_depend_on_the_jobs(suite_file, d
         reproduce(
             suite,
             tmp_path / f"jobs{jobs}",
-            workers=jobs,
+            executor=LocalPool(jobs, log=quiet) if jobs > 1 else None,
             threads=1,
             data_dir=str(data_dir),
             log=quiet,

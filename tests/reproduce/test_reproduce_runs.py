@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-import bpfree.training
+import bpfree.training.jobs
 from bpfree import cli
 from bpfree.reproduce import SuiteError, load_suite, plan, reproduce
 from bpfree.reproduce.aggregate import collect
@@ -103,7 +103,7 @@ def test_an_interrupted_suite_resumes_without_redoing_finished_runs(
             raise KeyboardInterrupt
         return real_train(config, **kwargs)
 
-    monkeypatch.setattr(bpfree.training, "train", train_then_interrupt)
+    monkeypatch.setattr(bpfree.training.jobs, "train", train_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         reproduce(suite, out, data_dir=data_dir, log=quiet)
     assert trained == [("bp", 0), ("bp", 1), ("pepita", 0)]
@@ -112,7 +112,7 @@ def test_an_interrupted_suite_resumes_without_redoing_finished_runs(
 
     trained.clear()
     monkeypatch.setattr(
-        bpfree.training,
+        bpfree.training.jobs,
         "train",
         lambda c, **k: trained.append((c.rule, c.seed)) or real_train(c, **k),
     )
@@ -202,7 +202,7 @@ def test_rows_and_seeds_narrow_what_is_trained_and_the_report_keeps_every_row(
     real_train = bpfree.training.train
     trained = []
     monkeypatch.setattr(
-        bpfree.training,
+        bpfree.training.jobs,
         "train",
         lambda c, **k: trained.append((c.rule, c.seed)) or real_train(c, **k),
     )

@@ -76,7 +76,7 @@ def sweep(
             open_storage(optuna, url),
             spec.name,
             spec.fingerprint,
-            optuna.samplers.TPESampler(seed=spec.sampler_seed),
+            None,  # set before each trial is asked (claim_next)
             spec.pruning.build(optuna),
         )
     executor = executor or InProcess(log=log)
@@ -130,6 +130,10 @@ def claim_next(optuna: Any, study: Any, spec: SweepSpec, folder: Path) -> int | 
         counted = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
         if len(counted) >= spec.trials:
             return None
+        # A sampler seeded by the trial's place in the study: commands sharing the study draw
+        # different settings (one seed for all would repeat them), one command alone draws the
+        # same sequence wherever its trials run.
+        study.sampler = optuna.samplers.TPESampler(seed=spec.sampler_seed + len(trials))
         trial = study.ask()
         spec.suggest(trial)
         trial.set_user_attr(CLAIM, claim_mark())

@@ -42,11 +42,6 @@ class RunResult:
     def test_acc(self) -> float:
         return self.metrics[-1]["test_acc"]
 
-    @property
-    def val_acc(self) -> float:
-        """The last epoch's validation accuracy (a run with ``val_fraction``)."""
-        return self.metrics[-1]["val_acc"]
-
 
 def train(
     config: TrainConfig,

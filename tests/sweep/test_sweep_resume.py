@@ -66,5 +66,7 @@ def test_two_commands_sharing_one_study_finish_six_trials_between_them(
     for log in out.glob("log-*.txt"):
         started += [int(n) for n in re.findall(r"^trial (\d+) ->", log.read_text(), re.M)]
     assert sorted(started) == list(range(6))  # each trial run by exactly one command
+    settings = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(settings)) == 6  # and the two commands drew different settings
     for number in range(6):
         assert len(metrics(out / "tiny" / "trials" / f"trial-{number:04d}")) == 3

@@ -44,7 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check(args: argparse.Namespace) -> None:
-    """A ``ValueError`` naming the first executor flag out of its range."""
+    """A ``ValueError`` naming the first executor flag out of its range or out of place."""
+    if args.ray and args.jobs != 1:
+        raise ValueError(
+            "--jobs and --ray do not go together: on Ray, as many runs go at once as the "
+            "cluster's resources hold (--cpus-per-run, --gpus-per-run)"
+        )
+    if args.gpus_per_run and not args.ray and args.device != "cuda":
+        raise ValueError("--gpus-per-run needs --ray, or --device cuda for the local processes")
     if args.jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
     if args.threads is not None and args.threads < 1:

@@ -7,6 +7,7 @@ import pytest
 
 from bpfree.cluster import ClusterError, GpuPlacement, LocalPool, Task, run_all
 from bpfree.cluster.ray_cluster import _slots
+from bpfree.core.extras import MissingExtra, require
 
 
 def visible_gpus() -> str:
@@ -21,13 +22,11 @@ def test_runs_on_a_machine_with_several_gpus_get_distinct_ones(tmp_path):
     pool = LocalPool(4, GpuPlacement(count=4, per_task=2), log=quiet)
     tasks = [Task(f"task {i}", visible_gpus, (), tmp_path) for i in range(4)]
     seen = {}
-    running = []
     pool.submit(tasks[0])
-    running.append(pool.running)
     pool.submit(tasks[1])
     assert not pool.has_room()  # 4 GPUs, 2 per run: the third waits though slots are free
-    for task, result in pool.wait() + pool.wait():
-        seen[task.label] = result
+    while pool.running:
+        seen.update((task.label, result) for task, result in pool.wait())
     assert sorted(seen.values()) == ["0,1", "2,3"]
     results = []
     run_all(pool, tasks[2:], lambda task, result: results.append(result))
@@ -44,3 +43,9 @@ def test_a_run_larger_than_the_ray_cluster_is_refused():
     assert _slots({"CPU": 8.0}, 3.0, 0.0, "auto") == 2
     with pytest.raises(ClusterError, match="not enough for one run of 1 CPUs and 1 GPUs"):
         _slots({"CPU": 8.0}, 1.0, 1.0, "auto")
+
+
+def test_a_missing_optional_package_names_the_extra_that_installs_it():
+    expected = r'--ray needs the package .*pip install "bpfree\[cluster\]"'
+    with pytest.raises(MissingExtra, match=expected):
+        require("bpfree_no_such_package", extra="cluster", needed_for="--ray")

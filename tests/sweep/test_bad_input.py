@@ -85,7 +85,9 @@ def test_an_unreachable_ray_address_is_refused_at_once(write_spec, data_dir, tmp
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--jobs", "0"], "--jobs must be at least 1"),
-     (["--cpus-per-run", "0"], "--cpus-per-run must be positive")],
+     (["--cpus-per-run", "0"], "--cpus-per-run must be positive"),
+     (["--jobs", "2", "--ray", "local"], "--jobs and --ray do not go together"),
+     (["--gpus-per-run", "1"], "--gpus-per-run needs --ray, or --device cuda")],
 )  # fmt: skip
 def test_bad_executor_flags_are_refused(flags, message, write_spec, tmp_path, capsys):
     status = cli.main(["sweep", str(write_spec()), "--out", str(tmp_path / "out"), *flags])

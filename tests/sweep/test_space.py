@@ -1,0 +1,37 @@
+"""The search space: a parameter conditional on the rule is suggested only for its rules, the
+rule first; settings land on config keys and on rule and model options."""
+
+import pytest
+
+from bpfree.sweep import load_spec
+
+optuna = pytest.importorskip("optuna")
+
+SPACE = {
+    "rule": {"type": "categorical", "choices": ["pepita", "fa"]},
+    "rule_options.f_scale": {"type": "float", "low": 0.01, "high": 0.1, "rules": ["pepita"]},
+    "batch_size": {"type": "int", "low": 8, "high": 32, "step": 8},
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "searched"),
+    [("pepita", {"rule", "rule_options.f_scale", "batch_size"}),
+     ("fa", {"rule", "batch_size"})],
+)  # fmt: skip
+def test_a_parameter_for_some_rules_is_searched_for_those_only(write_spec, rule, searched):
+    spec = load_spec(write_spec(space=SPACE))
+    given = {"rule": rule, "rule_options.f_scale": 0.05, "batch_size": 16}
+    params = spec.suggest(optuna.trial.FixedTrial(given))
+    assert set(params) == searched
+    config = spec.config_for(params)
+    assert config.rule == rule and config.batch_size == 16
+    assert config.rule_options == ({"f_scale": 0.05} if rule == "pepita" else {})
+
+
+def test_an_int_parameter_keeps_its_step(write_spec):
+    spec = load_spec(write_spec(space={"batch_size": SPACE["batch_size"]}))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        value = spec.suggest(study.ask())["batch_size"]
+        assert value in (8, 16, 24, 32)

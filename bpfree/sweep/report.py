@@ -88,8 +88,8 @@ def _markdown(study, spec, folder, rows, command, plots) -> str:
         "Base settings: " + ", ".join(f"`{k}: {v}`" for k, v in spec.base.items()),
         "",
     ]
-    complete = [row for row in rows if row["val_objective"] is not None]
-    if not complete:
+    valued = [row for row in rows if row["val_objective"] is not None]  # complete or pruned
+    if not valued:
         return "\n".join([*lines, "No trial has completed yet."]) + "\n"
     best = study.best_trial
     lines += [
@@ -98,9 +98,12 @@ def _markdown(study, spec, folder, rows, command, plots) -> str:
         "",
         *[f"- `{name}`: {value!r}" for name, value in sorted(best.params.items())],
         "",
-        f"## Top {min(TOP_TRIALS, len(complete))} trials",
+        f"## Top {min(TOP_TRIALS, len(valued))} trials",
         "",
-        *_top_table(complete),
+        f"Validation: the objective of a complete trial ({spec.objective}); of a pruned one, "
+        "its validation accuracy when it was stopped. Test: after a complete trial's last epoch.",
+        "",
+        *_top_table(valued),
         "",
         *_final_lines(study, spec, folder),
         *[f"![{plot.stem}]({plot.name})" for plot in plots],
@@ -108,11 +111,18 @@ def _markdown(study, spec, folder, rows, command, plots) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _top_table(complete: list[dict[str, Any]]) -> list[str]:
-    names = sorted({key for row in complete for key in row if key.startswith("param:")})
-    header = ["trial", "validation", "test", "epochs", *(n.removeprefix("param:") for n in names)]
+def _top_table(valued: list[dict[str, Any]]) -> list[str]:
+    names = sorted({key for row in valued for key in row if key.startswith("param:")})
+    header = [
+        "trial",
+        "state",
+        "validation",
+        "test",
+        "epochs",
+        *(n.removeprefix("param:") for n in names),
+    ]
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    top = sorted(complete, key=lambda row: row["val_objective"], reverse=True)[:TOP_TRIALS]
+    top = sorted(valued, key=lambda row: row["val_objective"], reverse=True)[:TOP_TRIALS]
     for row in top:
         cells = [
             row["number"],

@@ -89,7 +89,7 @@ def _markdown(study, spec, folder, rows, command, plots) -> str:
         "",
     ]
     valued = [row for row in rows if row["val_objective"] is not None]  # complete or pruned
-    if not valued:
+    if not any(row["state"] == "complete" for row in rows):
         return "\n".join([*lines, "No trial has completed yet."]) + "\n"
     best = study.best_trial
     lines += [

@@ -56,8 +56,7 @@ def final_results(study: Any, spec: SweepSpec, folder: Path) -> list[tuple[int, 
     for seed in spec.final.seeds:
         run = RunFolder(final_folder(folder, best.number, seed))
         metrics = run.read_metrics() if run.metrics.exists() else []
-        epochs = spec.final.epochs or spec.base.get("epochs", 100)
-        finished = len(metrics) == epochs and "test_acc" in metrics[-1]
+        finished = len(metrics) == spec.final_epochs and "test_acc" in metrics[-1]
         results.append((seed, metrics[-1]["test_acc"] if finished else None))
     return results
 
@@ -139,7 +138,7 @@ def _final_lines(study: Any, spec: SweepSpec, folder: Path) -> list[str]:
     if not spec.final.seeds:
         return []
     results = final_results(study, spec, folder)
-    epochs = spec.final.epochs or spec.base.get("epochs", 100)
+    epochs = spec.final_epochs
     lines = [
         f"## Best settings over {len(results)} seeds ({epochs} epochs, validation fraction "
         f"{spec.final.val_fraction})",

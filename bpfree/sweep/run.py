@@ -160,8 +160,8 @@ def _alive(pid: Any) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, owned by another user
+        pass
     return True
 
 
@@ -188,14 +188,13 @@ def final_configs(study: Any, spec: SweepSpec, folder: Path, overrides: dict[str
     """The best trial's settings at each final seed, on the training set less
     ``final.val_fraction`` (the whole of it by default), for ``final.epochs``."""
     best = study.best_trial
-    epochs = {"epochs": spec.final.epochs} if spec.final.epochs else {}
     return [
         spec.config_for(
             best.params,
             seed=seed,
             val_fraction=spec.final.val_fraction,
             out=str(final_folder(folder, best.number, seed)),
-            **epochs,
+            epochs=spec.final_epochs,
             **overrides,
         )
         for seed in spec.final.seeds

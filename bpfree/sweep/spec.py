@@ -106,6 +106,11 @@ class SweepSpec:
         ]
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
+    @property
+    def final_epochs(self) -> int:
+        """The epochs of the final runs: ``final.epochs``, else the base run's."""
+        return self.final.epochs or self.base.get("epochs", TrainConfig.epochs)
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         """The trial's settings: the rule first (when searched), then what applies to it."""
         params = {}

@@ -66,7 +66,12 @@ class DatasetSpec:
 
 @dataclass
 class Dataset:
-    """A whole dataset on one device: images (N, C, H, W) float32 in [0, 1], labels (N,) int64."""
+    """A whole dataset on one device: images (N, C, H, W) float32 in [0, 1], labels (N,) int64.
+
+    Checked once, where it enters (``load_dataset``): every label is a class index (each file
+    is refused otherwise) and the images are bytes scaled to [0, 1], finite by construction;
+    so a training step need not check its batch (``Rule.step(..., check=False)``).
+    """
 
     name: str
     num_classes: int

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -14,14 +13,25 @@ from bpfree.rules import Rule
 
 @dataclass(frozen=True)
 class ParallelStep:
-    """What a step gives the training loop: the mean loss over the global batch, the number of
-    its samples predicted right (a 0-d tensor, read when needed), its size, and whether the
-    loss was finite on every replica (when it was not, nothing was applied)."""
+    """What a step gives the training loop, on the device so that nothing waits for it:
+    ``stats`` (float64, shape (3,)) holds the loss summed over the global batch, the number of
+    its samples predicted right, and the number of replicas whose loss was not finite (then
+    the step's update is not finite either: the loop stops at its next read, before anything
+    of the epoch is saved); ``samples`` is the global batch's size."""
 
-    loss: float
-    correct: torch.Tensor
+    stats: torch.Tensor
     samples: int
-    finite: bool
+
+
+def step_stats(loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """[loss × n, correct predictions, 1 if the loss is not finite] of one batch, as float64."""
+    return torch.stack(
+        [
+            loss.detach().double() * len(y),
+            (output.argmax(dim=1) == y).sum().double(),
+            (~torch.isfinite(loss.detach())).double(),
+        ]
+    )
 
 
 class DataParallel:
@@ -49,15 +59,13 @@ class DataParallel:
         self.optimizer = optimizer
         self.buffers = [b for b in rule.model.buffers()]
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> ParallelStep:
-        """One step on the global batch (x, y)."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, *, check: bool = True) -> ParallelStep:
+        """One step on the global batch (x, y), checked first unless ``check`` is False (see
+        ``Rule.step``); nothing in it is read back to the host."""
         if self.replicas is None:
-            result = self.rule.step(x, y)
-            if not math.isfinite(result.loss):
-                return ParallelStep(result.loss, torch.zeros((), dtype=torch.long), len(y), False)
+            result = self.rule.step(x, y, check=check)
             self.optimizer.step()
-            correct = (result.output.argmax(dim=1) == y).sum()
-            return ParallelStep(result.loss, correct, len(y), True)
+            return ParallelStep(step_stats(result.loss, result.output, y), len(y))
         total = len(y)
         start, stop = self.replicas.rows(total)
         if stop == start:
@@ -69,19 +77,10 @@ class DataParallel:
         x, y = x[start:stop], y[start:stop]
         self.optimizer.set_rows(stop - start, total)
         with self.rule.replicated(self.replicas, start, total):
-            result = self.rule.step(x, y)
-            correct = (result.output.argmax(dim=1) == y).sum()
-            stats = torch.stack(
-                [
-                    torch.tensor(result.loss * len(y), dtype=torch.float64, device=y.device),
-                    correct.to(torch.float64),
-                    torch.tensor(float(not math.isfinite(result.loss)), device=y.device).double(),
-                ]
-            )
+            result = self.rule.step(x, y, check=check)
+            stats = step_stats(result.loss, result.output, y)
             self.optimizer.reduce(extra=[stats])
-        finite = bool(stats[2] == 0)
-        if finite:
-            self.optimizer.optimizer.step()
-            if self.buffers:
-                self.replicas.broadcast_tensors_(self.buffers)
-        return ParallelStep(float(stats[0]) / total, stats[1].long(), total, finite)
+        self.optimizer.optimizer.step()
+        if self.buffers:
+            self.replicas.broadcast_tensors_(self.buffers)
+        return ParallelStep(stats, total)

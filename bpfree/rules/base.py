@@ -7,7 +7,9 @@ The contract, which every rule of bpfree keeps and a new rule builds on (docs/ex
 - ``rule.step(x, y)`` checks the batch, sets every ``.grad`` of the model and of the rule to
   None, then runs the rule's own ``_step``: its passes on the batch, which write ``.grad`` of
   every parameter it trains (the direction to descend, averaged over the batch, as autograd
-  would) and update the rule's feedback state. It returns the loss and the clean pass's output.
+  would) and update the rule's feedback state. It returns the loss and the clean pass's output,
+  both on the device: a step reads nothing back to the host (what Python decides from, such as
+  counters and random-stream positions, lives on the host, ``common.buffers.HostState``).
 - A ``torch.optim`` optimizer then applies the gradients. ``optimizer(rule, torch.optim.SGD,
   lr=...)`` builds one over every parameter the rule's training moves: the model's and the
   rule's own (Kolen-Pollack's B, PFA's R).
@@ -39,9 +41,11 @@ from bpfree.rules.common.options import Option, declared_options
 
 @dataclass(frozen=True)
 class StepResult:
-    """What ``Rule.step`` returns: the batch's loss and the logits of the clean forward pass."""
+    """What ``Rule.step`` returns: the batch's loss (a 0-d tensor on the model's device, so that
+    a step never waits for the device: ``float(result.loss)`` reads it) and the logits of the
+    clean forward pass."""
 
-    loss: float
+    loss: torch.Tensor
     output: torch.Tensor
 
 
@@ -87,13 +91,18 @@ class Rule(nn.Module):
         """The rule's options with their defaults, in the order the class declares them."""
         return {name: option.default for name, option in declared_options(cls).items()}
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+    def step(self, x: torch.Tensor, y: torch.Tensor, *, check: bool = True) -> StepResult:
         """Run the rule on one batch ``x`` with integer labels ``y`` and write every ``.grad``.
 
         The batch is checked first (``check_batch``), nothing is changed when it is refused;
         then every ``.grad`` of the model and of the rule is set to None, and ``_step`` runs.
+        The check reads the batch on the host; ``check=False`` skips it for data checked where
+        it entered (``load_dataset`` checks every label of the files it reads, and their images
+        are bytes scaled to [0, 1]: the trainer steps so), and then nothing in a step waits for
+        the device.
         """
-        self.check_batch(x, y)
+        if check:
+            self.check_batch(x, y)
         self.model.zero_grad(set_to_none=True)
         self.zero_grad(set_to_none=True)
         return self._step(x, y)

@@ -31,4 +31,4 @@ class BP(Rule):
         output = self.model(x)
         loss = self.loss(output, y)
         loss.backward()
-        return StepResult(loss.item(), output.detach())
+        return StepResult(loss.detach(), output.detach())

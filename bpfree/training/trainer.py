@@ -131,43 +131,66 @@ def train_epoch(
 ) -> dict[str, Any]:
     """One pass over the training set; the row of metrics it produced (without test accuracy).
 
-    A non-finite loss (on any replica), or weights left non-finite by the epoch's updates,
-    raise ``TrainingDiverged`` before anything of the epoch is saved.
+    Nothing of a step is read back to the host: the loss, the correct predictions and the
+    count of non-finite losses add up on the device and are read every ``READ_EVERY`` steps
+    and at the end of the epoch (``read``). A non-finite loss (on any replica) found by a
+    read, or weights left non-finite by the epoch's updates, raise ``TrainingDiverged``, which
+    names the steps since the previous read, before anything of the epoch is saved. The
+    batches are not checked at each step: the dataset was, where it was loaded.
     """
     warmup = epoch == 1 and config.warmup_weight_decay is not None
     for group in state.optimizer.param_groups:
         group["weight_decay"] = config.warmup_weight_decay if warmup else config.weight_decay
     lr = state.optimizer.param_groups[0]["lr"]
     state.model.train()
-    total_loss, seen, correct = 0.0, 0, 0
+    totals, seen, last_read = None, 0, 0
     start = time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)
     with bar:
         for step, (x, y) in enumerate(bar, start=1):
-            result = stepper.step(x, y)
-            if not result.finite:
-                raise TrainingDiverged(_diverged(f"the loss became {result.loss}", epoch, step))
-            total_loss += result.loss * result.samples
+            result = stepper.step(x, y, check=False)
+            totals = result.stats if totals is None else totals + result.stats
             seen += result.samples
-            correct += result.correct
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-    if not all(torch.isfinite(p).all() for p in state.model.parameters()):
-        raise TrainingDiverged(_diverged("the weights became non-finite", epoch, len(batches)))
+            if step % READ_EVERY == 0 and step < len(batches):
+                loss_sum, _, non_finite = read(totals)
+                if non_finite:
+                    raise TrainingDiverged(_diverged("the loss", epoch, last_read + 1, step))
+                last_read = step
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}")
+    weights_finite = torch.stack([torch.isfinite(p).all() for p in state.model.parameters()])
+    loss_sum, correct, non_finite, weights_bad = read(
+        torch.cat([totals, (~weights_finite).sum().double().unsqueeze(0)])
+    )
+    if non_finite:
+        raise TrainingDiverged(_diverged("the loss", epoch, last_read + 1, len(batches)))
+    if weights_bad:
+        raise TrainingDiverged(_diverged("the weights", epoch, last_read + 1, len(batches)))
     state.scheduler.step()
     return {
         "epoch": epoch,
-        "train_loss": total_loss / seen,
+        "train_loss": loss_sum / seen,
         "train_acc": 100.0 * int(correct) / seen,
         "seconds": time.perf_counter() - start,
         "lr": lr,
     }
 
 
-def _diverged(what: str, epoch: int, step: int) -> str:
+# Steps between two reads of the running loss on the host (the progress bar's loss, the check
+# that it is finite): a read waits for the device, so a step never does it.
+READ_EVERY = 50
+
+
+def read(totals: torch.Tensor) -> list[float]:
+    """The training loop's one read of the device's running totals on the host."""
+    return totals.tolist()
+
+
+def _diverged(what: str, epoch: int, first: int, last: int) -> str:
+    steps = f"step {last}" if first == last else f"steps {first}-{last}"
     kept = f"the checkpoint of epoch {epoch - 1} is kept" if epoch > 1 else "no epoch was saved"
     return (
-        f"{what} at epoch {epoch}, step {step}: training stopped; {kept} (lower the learning rate?)"
+        f"{what} became non-finite at epoch {epoch}, {steps}: training stopped; {kept} "
+        "(lower the learning rate?)"
     )
 
 

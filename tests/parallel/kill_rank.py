@@ -12,11 +12,11 @@ victim, k, argv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
 if int(os.environ["RANK"]) == victim:
     real_step, seen = step.DataParallel.step, []
 
-    def dying_step(self, x, y):
+    def dying_step(self, x, y, **options):
         seen.append(1)
         if len(seen) == k:
             os.kill(os.getpid(), signal.SIGKILL)
-        return real_step(self, x, y)
+        return real_step(self, x, y, **options)
 
     step.DataParallel.step = dying_step
 sys.exit(main(argv))

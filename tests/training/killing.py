@@ -24,11 +24,11 @@ def run_and_kill(moment: str, k: int, argv: list[str]) -> None:
     if moment == "step":
         real_step, seen = parallel_step.DataParallel.step, []
 
-        def step(self, x, y):
+        def step(self, x, y, **options):
             seen.append(1)
             if len(seen) == k:
                 kill()
-            return real_step(self, x, y)
+            return real_step(self, x, y, **options)
 
         parallel_step.DataParallel.step = step
     else:

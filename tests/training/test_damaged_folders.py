@@ -190,7 +190,7 @@ def test_weights_made_non_finite_by_the_last_step_stop_the_run(data_dir, tmp_pat
         return StepResult(result.loss, result.output)
 
     monkeypatch.setattr(BP, "_step", step)
-    with pytest.raises(TrainingDiverged, match=r"weights became non-finite at epoch 2, step 3"):
+    with pytest.raises(TrainingDiverged, match=r"weights became non-finite at epoch 2, steps 1-3"):
         train(run, progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == kept
 
@@ -198,8 +198,9 @@ def test_weights_made_non_finite_by_the_last_step_stop_the_run(data_dir, tmp_pat
 def test_a_loss_non_finite_in_the_first_epoch_says_nothing_was_saved(
     data_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(BP, "_step", lambda self, x, y: StepResult(float("nan"), torch.zeros(1)))
-    with pytest.raises(TrainingDiverged, match="epoch 1, step 1: training stopped; no epoch was"):
+    nan = StepResult(torch.tensor(float("nan")), torch.zeros(1, 10))
+    monkeypatch.setattr(BP, "_step", lambda self, x, y: nan)
+    with pytest.raises(TrainingDiverged, match="epoch 1, steps 1-3: training stopped; no epoch"):
         train(tiny(data_dir, tmp_path / "run"), progress=False)
 
 

@@ -9,7 +9,14 @@ import yaml
 from bpfree.data import load_dataset
 from bpfree.rules import StepResult, get_rule
 from bpfree.rules.bp import BP
-from bpfree.training import ConfigError, TrainConfig, TrainingDiverged, paper_defaults, train
+from bpfree.training import (
+    ConfigError,
+    TrainConfig,
+    TrainingDiverged,
+    paper_defaults,
+    train,
+    trainer,
+)
 from bpfree.training.state import build_model, build_rule
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_acc", "seconds", "lr"}
@@ -99,13 +106,16 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_checkpoint(data_dir, tmp_pat
     before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
     real_step, calls = BP.step, []
 
-    def step(self, x, y):
+    def step(self, x, y, **options):
         calls.append(1)
-        result = real_step(self, x, y)
-        return StepResult(float("nan"), result.output) if len(calls) == 2 else result
+        result = real_step(self, x, y, **options)
+        return StepResult(torch.tensor(float("nan")), result.output) if len(calls) == 2 else result
 
     monkeypatch.setattr(BP, "step", step)
-    with pytest.raises(TrainingDiverged, match=r"nan at epoch 2, step 2.*checkpoint of epoch 1"):
+    monkeypatch.setattr(trainer, "READ_EVERY", 1)  # the loss read at every step: the exact step
+    with pytest.raises(
+        TrainingDiverged, match=r"loss became non-finite at epoch 2, step 2.*checkpoint of epoch 1"
+    ):
         train(config, progress=False)
     assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
@@ -118,7 +128,7 @@ def test_an_interrupt_loses_nothing(data_dir, tmp_path, monkeypatch):
     kept = ("checkpoint.pt", "metrics.jsonl", "curves.png")
     files = {name: (tmp_path / "run" / name).read_bytes() for name in kept}
 
-    def interrupted(self, x, y):
+    def interrupted(self, x, y, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(BP, "step", interrupted)

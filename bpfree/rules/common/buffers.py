@@ -1,4 +1,5 @@
-"""Tensors a rule keeps between steps: gradient buffers and lists of feedback buffers."""
+"""Tensors a rule keeps between steps: gradient buffers, lists of feedback buffers, and state
+that stays on the host."""
 
 from __future__ import annotations
 
@@ -55,3 +56,13 @@ class BufferList(nn.Module):
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         return iter(self._buffers.values())
+
+
+class HostState(nn.Module):
+    """A module whose buffers stay on the host (CPU) wherever the rule is moved: counters and
+    generator positions that Python reads at every step to decide what the step does, so that
+    reading them never waits for the GPU. ``.to(device)``, ``.cuda()`` and ``.double()`` leave
+    them as they are; ``state_dict`` and ``load_state_dict`` treat them like any buffer."""
+
+    def _apply(self, fn, recurse=True):
+        return self

@@ -9,9 +9,9 @@ For a linear layer E[ξᵀ r] = σ² Wᵀ, so B tends to Wᵀ / λ (up to α's n
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from bpfree.core.checks import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT
+from bpfree.rules.common.buffers import HostState
 from bpfree.rules.common.options import Option
 
 
@@ -33,10 +33,11 @@ class MirrorOptions:
     pre_mirror_steps = Option(0, NON_NEGATIVE_INT)
 
 
-class MirrorSchedule(nn.Module):
+class MirrorSchedule(HostState):
     """When to mirror: ``pre_steps`` mirror steps before the first training step, then one
     after every ``every``-th training step (0: never). Its counters are buffers, so a resumed
-    run neither repeats the pre-mirroring nor shifts the schedule.
+    run neither repeats the pre-mirroring nor shifts the schedule; they stay on the host
+    (``HostState``), where the schedule is decided.
 
     State: ``steps`` training steps taken, ``pending`` pre-mirror steps not yet run.
     """

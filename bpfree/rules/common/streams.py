@@ -15,7 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
-from torch import nn
+
+from bpfree.rules.common.buffers import HostState
 
 
 def seeded_generator(seed: int, purpose: str) -> torch.Generator:
@@ -28,8 +29,9 @@ def seeded_generator(seed: int, purpose: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
 
-class RandomStream(nn.Module):
-    """A seeded stream of random draws whose position is a buffer (``state``, uint8).
+class RandomStream(HostState):
+    """A seeded stream of random draws whose position is a buffer (``state``, uint8) kept on the
+    host (``HostState``): the draws are made there and moved to the model's device.
 
     ``with stream.generator() as g`` gives a CPU generator at the stream's position and advances
     the stream by what is drawn from it; ``normal(shapes, like)`` draws N(0, I) tensors.
@@ -43,7 +45,7 @@ class RandomStream(nn.Module):
     def generator(self) -> Iterator[torch.Generator]:
         """A CPU generator at the stream's position; the stream advances by what it draws."""
         generator = torch.Generator()
-        generator.set_state(self.state.cpu())
+        generator.set_state(self.state)
         yield generator
         self.state.copy_(generator.get_state())
 

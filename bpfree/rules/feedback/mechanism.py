@@ -196,7 +196,7 @@ class FeedbackRule(Rule):
         loss = self.loss(output, y)
         loss.backward()
         self.after_backward()
-        return StepResult(loss.item(), output.detach())
+        return StepResult(loss.detach(), output.detach())
 
     def _path(self, index: int) -> Path:
         def path(grad_y, x, config, grad_w):

@@ -174,7 +174,7 @@ class FF(ForwardForwardRule):
                 )
             del pre, a, h, G, delta  # the walk frees this layer before it computes the next
         zero_grad(self.stack.output)
-        return StepResult(loss.item(), scores)
+        return StepResult(loss.detach(), scores)
 
     def step_hybrid(
         self,
@@ -199,7 +199,7 @@ class FF(ForwardForwardRule):
         logits = self.stack.output.forward(features, None)
         head_loss, e = head_error(logits, y, self.num_classes)
         self.stack.output.write_grad(e, features, n)  # ΔW_L = eᵀ ĥ_{L−1} / n
-        return StepResult((loss + head_loss).item(), logits)
+        return StepResult((loss + head_loss).detach(), logits)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

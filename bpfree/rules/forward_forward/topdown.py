@@ -121,7 +121,7 @@ class FFTopDown(ff.ForwardForwardRule):
             # ΔW₁ = (δ⁺ᵀ x + δ⁻ᵀ (x + s F e)) / n = ((δ⁺ + δ⁻)ᵀ x + s (δ⁻ᵀ e) Fᵀ) / n
             ff.write_summed_grad(layer, n, (delta + delta_neg, x))
             layer.linear.weight.grad.addmm_(delta_neg.T.mm(e), self.F.T, alpha=s / n)
-        return StepResult(loss.item(), logits)
+        return StepResult(loss.detach(), logits)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

@@ -107,7 +107,7 @@ class FGActivity(Rule):
                     self.layer_modules, self.configs, inputs, u, strict=True
                 ):
                     self._add_estimate(module, config, h, activity_gradient(d, u_l), scale)
-        return StepResult(loss.mean().item(), output)
+        return StepResult(loss.mean().detach(), output)
 
     def _add_estimate(
         self, module: nn.Module, config: ConvConfig | None, h: torch.Tensor, g: torch.Tensor, scale

@@ -74,4 +74,4 @@ class FGWeight(Rule):
                 loss, slope, output = torch.func.jvp(loss_of, (theta,), (v,), has_aux=True)
                 for name, g in grads.items():
                     g.add_(v[name] * (slope / self.perturbations))  # (∇L · v) v / K
-        return StepResult(loss.item(), output)
+        return StepResult(loss.detach(), output)

@@ -29,7 +29,7 @@ def step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> StepResu
         rule.grads(layer.weight).copy_(weight)
         if bias is not None:
             rule.grads(_bias(layer)).copy_(bias)
-    return StepResult(loss.item(), logits)
+    return StepResult(loss.detach(), logits)
 
 
 def two_pass_updates(

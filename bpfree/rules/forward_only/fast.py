@@ -121,7 +121,7 @@ def _exact_step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> S
         write_terms(layer, terms.hidden, values, n)  # eq. 4
         del pre, h_prev_err, values
     _write_output(rule, p, t, clean[-1], h_err, n)  # eq. 5
-    return StepResult(loss.item(), logits)
+    return StepResult(loss.detach(), logits)
 
 
 def _write_first_layer_split(
@@ -196,4 +196,4 @@ def _linear_step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> 
             delta = delta.mm(layer.weight.T).mul_(slopes[l])  # δ_l
         layer.write_grad(delta, inputs[l], n)  # the term (h_l − h_l^err) h_{l−1}ᵀ
     stack.output.write_grad(e, h, n)  # the term e h_{L−1}ᵀ
-    return StepResult(loss.item(), logits)
+    return StepResult(loss.detach(), logits)

@@ -105,7 +105,7 @@ class PEPITAWeightMirror(MirrorOptions, PEPITA):
             mirror_step_(
                 factor, correlation, lr=self.mirror_lr, decay=self.mirror_decay, alpha=alpha
             )
-        scale = (self.target_std / self.F.std().item()) ** (1.0 / len(self.factors))
+        scale = (self.target_std / self.F.std().double()) ** (1.0 / len(self.factors))  # on device
         for factor in self.factors:
             factor.mul_(scale)
 

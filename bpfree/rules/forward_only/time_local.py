@@ -82,7 +82,7 @@ class PEPITATimeLocal(ModulatedInputRule):
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, -h, h_prev, n)
         self.apply(output, -t, h, n)  # −t (h_{L−1}^err)ᵀ
-        return StepResult(loss.item(), logits)
+        return StepResult(loss.detach(), logits)
 
     def apply(self, layer: WalkLayer, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
         """One optimizer step on this layer alone along ΔW = postᵀ pre / n."""

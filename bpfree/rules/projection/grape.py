@@ -90,7 +90,7 @@ class GrAPE(DFA):
     def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.align(x, y)
 
-    def align(self, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    def align(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Update Ḡ_l and B_l from one forward-gradient pass on (x, y); return each cos ω̄_l."""
         n = x.shape[0]
         shapes = [(n, *shape) for shape in self.point_shapes]
@@ -107,7 +107,7 @@ class GrAPE(DFA):
         noise = self.stream.normal([b.shape for b in self.B], self.B[0]) if self.noise else None
         cosines = []
         for i, (b, g_bar, total) in enumerate(zip(self.B, self.G, g_sum, strict=True)):
-            g_bar.add_(total.div_(self.perturbations).sub_(g_bar), alpha=1.0 / self.steps.item())
+            g_bar.add_(total.div_(self.perturbations).sub_(g_bar).div_(self.steps))  # eq. 5
             xi = None if noise is None else noise[i].mul_(self.noise * b.norm() / noise[i].norm())
             cosines.append(align_feedback(b, g_bar, lr=self.feedback_lr, noise=xi))
         return cosines
@@ -127,18 +127,17 @@ def align_feedback(
     *,
     lr: float,
     noise: torch.Tensor | None = None,
-) -> float:
+) -> torch.Tensor:
     """One step of eq. 6 on B (k, c), in place: descend 1 − cos ω̄, add ξ, rescale to ‖B‖.
 
-    Returns cos ω̄ before the step (0 where Ḡ = 0).
+    Returns cos ω̄ before the step, a 0-d tensor (0 where Ḡ = 0, and then B only takes ξ).
+    Nothing is read on the host: Ḡ = 0 needs no branch, since every term then carries Ḡ.
     """
-    b_norm, g_norm = b.norm(), g_bar.norm()
-    if g_norm > 0:
-        cos = (b * g_bar).sum() / (b_norm * g_norm)
-        b.add_(g_bar / (b_norm * g_norm) - cos * b / b_norm**2, alpha=lr)  # −η ∇_B (1 − cos ω̄)
-    else:
-        cos = torch.zeros_like(b_norm)
+    b_norm = b.norm()
+    norms = (b_norm * g_bar.norm()).clamp_min(torch.finfo(b.dtype).tiny)  # ‖B‖ ‖Ḡ‖
+    cos = (b * g_bar).sum() / norms
+    b.add_(g_bar / norms - cos * b / b_norm**2, alpha=lr)  # −η ∇_B (1 − cos ω̄)
     if noise is not None:
         b.add_(noise)
     b.mul_(b_norm / b.norm())
-    return float(cos)
+    return cos

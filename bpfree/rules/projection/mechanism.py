@@ -203,4 +203,4 @@ class ProjectionRule(Rule):
             (signal @ b.T).view(h.shape) for b, h in zip(self.B, hidden, strict=True)
         ]
         torch.autograd.backward([loss, *hidden], [None, *injected])
-        return StepResult(loss.item(), output.detach())
+        return StepResult(loss.detach(), output.detach())

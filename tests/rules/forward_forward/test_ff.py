@@ -77,7 +77,7 @@ def test_label_mode_grads_equal_autograd_of_the_layer_losses(activation, thresho
     )
     assert rule.thresholds == ([6.0, 5.0] if threshold is None else [0.7, 0.7])
     assert_grads(model, expected)
-    assert result.loss == pytest.approx(loss, rel=1e-10)
+    assert float(result.loss) == pytest.approx(loss, rel=1e-10)
     assert all(torch.count_nonzero(p.grad) == 0 for p in model.head.parameters())
 
 
@@ -95,7 +95,7 @@ def test_hybrid_mode_grads_equal_autograd_and_the_head_learns_by_the_delta_rule(
     torch.testing.assert_close(model.head.weight.grad, e.T @ features / 9)
     torch.testing.assert_close(model.head.bias.grad, e.mean(0))
     torch.testing.assert_close(result.output, logits)
-    assert result.loss == pytest.approx(loss + F.cross_entropy(logits, y).item(), rel=1e-10)
+    assert float(result.loss) == pytest.approx(loss + F.cross_entropy(logits, y).item(), rel=1e-10)
 
 
 @pytest.mark.parametrize("sign", [1, -1])
@@ -117,7 +117,7 @@ def test_topdown_grads_equal_autograd_with_the_modulated_input_as_negative(sign)
     assert_grads(model, expected)
     torch.testing.assert_close(model.head.weight.grad, e.T @ features / 9)
     torch.testing.assert_close(result.output, logits)
-    assert result.loss == pytest.approx(loss + F.cross_entropy(logits, y).item(), rel=1e-10)
+    assert float(result.loss) == pytest.approx(loss + F.cross_entropy(logits, y).item(), rel=1e-10)
 
 
 def separable_task(n=256, seed=0, features=16, classes=4):

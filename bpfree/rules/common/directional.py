@@ -1,8 +1,9 @@
 """Directional derivatives by forward-mode AD: the ∇ℓ · u that forward gradients (FGActivity)
 and GrAPE's feedback alignment are made of.
 
-``torch.func.jvp`` computes a Jacobian-vector product alongside the forward pass; everything
-here runs under ``torch.no_grad()``, so no reverse-mode graph is built and no backward runs.
+Forward-mode AD (``torch.autograd.forward_ad``) carries a tangent alongside the forward pass:
+a Jacobian-vector product for about the cost of one more pass. Everything here runs under
+``torch.no_grad()``, so no reverse-mode graph is built and no backward runs.
 
 Index letters: n batch, c classes, k features at a module's output.
 """
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 
@@ -63,31 +65,25 @@ def activity_jvp(
 
     Returns: ℓ (n,), d (n,), the output logits (n, c), and each module's input (n, ...).
     """
+    inputs: dict[int, torch.Tensor] = {}
 
-    def perturbed(*offsets: torch.Tensor):
-        inputs: dict[int, torch.Tensor] = {}
+    def perturb(index: int) -> Callable:
+        def hook(module, args, output):
+            inputs[index] = fwAD.unpack_dual(args[0]).primal
+            return output + fwAD.make_dual(torch.zeros_like(output), directions[index])  # + ε_l
 
-        def add(index: int) -> Callable:
-            def hook(module, args, output):
-                inputs[index] = args[0]
-                return output + offsets[index]
+        return hook
 
-            return hook
-
-        handles = [module.register_forward_hook(add(i)) for i, module in enumerate(modules)]
-        try:
+    handles = [module.register_forward_hook(perturb(i)) for i, module in enumerate(modules)]
+    try:
+        with torch.no_grad(), batch_statistics_only(model), fwAD.dual_level():
             output = model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return per_sample_loss(output, y), (output, [inputs[i] for i in range(len(modules))])
-
-    zeros = tuple(torch.zeros_like(u) for u in directions)
-    with torch.no_grad(), batch_statistics_only(model):
-        loss, d, (output, inputs) = torch.func.jvp(
-            perturbed, zeros, tuple(directions), has_aux=True
-        )
-    return loss, d, output, inputs
+            loss, d = fwAD.unpack_dual(per_sample_loss(output, y))
+            output = fwAD.unpack_dual(output).primal
+    finally:
+        for handle in handles:
+            handle.remove()
+    return loss, d, output, [inputs[i] for i in range(len(modules))]
 
 
 def activity_gradient(d: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 
@@ -70,8 +71,12 @@ class FGWeight(Rule):
         for _ in range(self.perturbations):
             draws = self.stream.normal([t.shape for t in theta.values()], reference)
             v = dict(zip(theta, draws, strict=True))
-            with torch.no_grad():
-                loss, slope, output = torch.func.jvp(loss_of, (theta,), (v,), has_aux=True)
+            with torch.no_grad(), fwAD.dual_level():
+                dual = {name: fwAD.make_dual(theta[name], v[name]) for name in theta}
+                loss_dual, output = loss_of(dual)
+                loss, slope = fwAD.unpack_dual(loss_dual)
+                output = fwAD.unpack_dual(output).primal
+                weight = slope / self.perturbations
                 for name, g in grads.items():
-                    g.add_(v[name] * (slope / self.perturbations))  # (∇L · v) v / K
+                    g.addcmul_(v[name], weight)  # + (∇L · v) v / K, in one pass
         return StepResult(loss.detach(), output)

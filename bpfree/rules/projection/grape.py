@@ -6,12 +6,14 @@ import math
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from bpfree.core.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Check
+from bpfree.rules.base import StepResult
 from bpfree.rules.common.alignment import angle_degrees, cosine
 from bpfree.rules.common.buffers import BufferList
-from bpfree.rules.common.directional import activity_gradient, activity_jvp
+from bpfree.rules.common.directional import activity_gradient, activity_jvp, per_sample_loss
 from bpfree.rules.common.losses import one_hot
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.streams import RandomStream
@@ -42,9 +44,10 @@ class GrAPE(DFA):
     const, so its angular rate is about η_B / ‖B‖² per step.
 
     The B_l are drawn from N(0, 2/k) (the paper's normal draw, at a He-uniform B's variance).
-    The forward-gradient pass is a second forward pass beside DFA's. It estimates each sample's
-    gradient from that sample's loss, which leaves out the cross-sample terms of BatchNorm in
-    training mode; it does not move BatchNorm's running statistics (DFA's pass does).
+    The first perturbation's tangent is carried by DFA's own forward pass (forward-mode AD, the
+    same dropout masks), so a step costs one forward pass, its tangent and DFA's local
+    backward; each further perturbation adds a tangent pass (``activity_jvp``), which does not
+    move BatchNorm's running statistics (DFA's pass does).
 
     Args:
         model: an ``nn.Module`` with ``blocks``, or any model with ``points``.
@@ -87,17 +90,42 @@ class GrAPE(DFA):
         b = torch.randn(width, self.num_classes, generator=generator, dtype=dtype)
         return b.mul_(math.sqrt(2.0 / width))
 
-    def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.align(x, y)
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        """The first perturbation rides on DFA's pass (its tangent, forward-mode), the others
+        take a tangent pass each; B_l is aligned, then DFA's update runs with it."""
+        u = self.directions(x.shape[0])
+        with fwAD.dual_level():
+            output, hidden = self.forward_captured(x, tangents=u)
+            d = fwAD.unpack_dual(per_sample_loss(output, y)).tangent
+            output = fwAD.unpack_dual(output).primal
+        self._align(x, y, first=(u, d.detach(), output.detach()))
+        return self.project(output, hidden, y)
 
     def align(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
-        """Update Ḡ_l and B_l from one forward-gradient pass on (x, y); return each cos ω̄_l."""
-        n = x.shape[0]
+        """Update Ḡ_l and B_l from K forward-gradient passes on (x, y) (a step makes the first
+        in its DFA pass); return each cos ω̄_l."""
+        return self._align(x, y, first=None)
+
+    def directions(self, n: int) -> list[torch.Tensor]:
+        """u_l ~ N(0, I) (n, *shape_l) at every point, from the perturbation stream."""
         shapes = [(n, *shape) for shape in self.point_shapes]
+        return self.stream.normal(shapes, self.B[0], rows=self.batch_rows(n))
+
+    def _align(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        first: tuple[list[torch.Tensor], torch.Tensor, torch.Tensor] | None,
+    ) -> list[torch.Tensor]:
+        """Eqs. 4-6 from K perturbations, ``first`` = (u, d, output) already made (or None)."""
+        n = x.shape[0]
         g_sum = [torch.zeros_like(g) for g in self.G]
-        for _ in range(self.perturbations):
-            u = self.stream.normal(shapes, self.B[0], rows=self.batch_rows(n))
-            _, d, output, _ = activity_jvp(self.model, self.point_modules, x, y, u)
+        for k in range(self.perturbations):
+            if k == 0 and first is not None:
+                u, d, output = first
+            else:
+                u = self.directions(n)
+                _, d, output, _ = activity_jvp(self.model, self.point_modules, x, y, u)
             with torch.no_grad():
                 e = torch.softmax(output, dim=1) - one_hot(y, self.num_classes, output.dtype)
                 for total, u_l in zip(g_sum, u, strict=True):

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import nn
 
 from bpfree.core.checks import FRACTION, SEED
@@ -155,11 +156,16 @@ class ProjectionRule(Rule):
         """The signal s (n, c) sent to every point, already averaged over the batch."""
         raise NotImplementedError
 
-    def forward_captured(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward_captured(
+        self, x: torch.Tensor, tangents: Sequence[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The model's output, and each point's output h_l (n, *shape) still attached to its block.
 
         Each block above a point receives the point's output detached, so the graph of the
-        returned output reaches back only to the last point.
+        returned output reaches back only to the last point. With ``tangents`` (u_l, one per
+        point; called inside ``torch.autograd.forward_ad.dual_level()``), each point's output
+        is also perturbed along u_l, h_l + ε_l: the tangent (forward-mode) crosses the points,
+        so the output's tangent is the directional derivative along every u_l at once.
         """
         captured: dict[int, torch.Tensor] = {}
 
@@ -173,7 +179,11 @@ class ProjectionRule(Rule):
                         "of the shape the model is trained on"
                     )
                 captured[index] = output
-                return output.detach()
+                if tangents is None:
+                    return output.detach()
+                primal, tangent = fwAD.unpack_dual(output)
+                u = tangents[index] if tangent is None else tangent.detach() + tangents[index]
+                return fwAD.make_dual(primal.detach(), u)
 
             return hook
 
@@ -197,6 +207,13 @@ class ProjectionRule(Rule):
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         self.before_step(x, y)
         output, hidden = self.forward_captured(x)
+        return self.project(output, hidden, y)
+
+    def project(
+        self, output: torch.Tensor, hidden: list[torch.Tensor], y: torch.Tensor
+    ) -> StepResult:
+        """The update (eq. 2) from a captured pass: the output block descends the loss, each
+        point's block receives s B_lᵀ at its output."""
         loss = self.loss(output, y)
         signal = self.projected_signal(output.detach(), y)
         injected = [  # s B_lᵀ: 'nc,kc->nk', reshaped to the point's output (n, C, h, w)

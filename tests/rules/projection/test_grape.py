@@ -8,6 +8,7 @@ import torch
 from bpfree.models import MLP
 from bpfree.rules import GrAPE
 from bpfree.rules.projection.grape import align_feedback
+from bpfree.rules.projection.mechanism import ProjectionRule
 
 
 def cosine(a, b):
@@ -67,3 +68,32 @@ def test_grape_updates_w_with_dfa_and_the_new_b():
     e = (torch.softmax(h @ model.head.weight.T, 1) - torch.nn.functional.one_hot(y, 3)) / 8
     d1 = (e @ rule.B[0].T) * (1 - h**2)
     torch.testing.assert_close(model.linears[0].weight.grad, d1.T @ x)
+
+
+@pytest.mark.parametrize("perturbations", [1, 3])
+def test_a_step_equals_a_separate_forward_gradient_pass_then_dfa(perturbations):
+    """A step carries its first perturbation's tangent on DFA's own pass: the same Ḡ, B and
+    gradients as ``align`` (a tangent pass per perturbation) followed by DFA's step with the
+    aligned B (without dropout, where one pass or two see the same network)."""
+
+    def make():
+        torch.manual_seed(0)
+        model = MLP((6, 5, 4, 3), activation="tanh").double()
+        return GrAPE(model, perturbations=perturbations, feedback_lr=0.5).double()
+
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(16, 6, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, 3, (16,), generator=generator)
+    fused, separate = make(), make()
+    for _ in range(3):
+        fused.step(x, y)
+        separate.align(x, y)
+        separate.model.zero_grad(set_to_none=True)
+        ProjectionRule._step(separate, x, y)  # DFA's step, with the B just aligned
+        for rule in (fused, separate):
+            torch.optim.SGD(rule.model.parameters(), lr=0.1).step()
+    for name, value in separate.state_dict().items():
+        torch.testing.assert_close(fused.state_dict()[name], value, rtol=1e-12, atol=1e-14)
+    for a, b in zip(fused.model.parameters(), separate.model.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)

@@ -4,6 +4,7 @@ bpfree bench                                   # the foundation rules on three M
 bpfree bench --suite feedback projection       # more suites, one table per model and batch
 bpfree bench --epoch --data-dir DIR            # also one real MNIST epoch per rule
 bpfree bench --memory --out bench.md           # also peak memory against depth; save it
+bpfree bench --compile --epoch                 # also each rule's step compiled
 bpfree bench --device cuda                     # the same on a GPU
 """
 
@@ -81,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data-parallel throughput of each rule against one process (run it under torchrun: "
         "torchrun --standalone --nproc-per-node 2 -m bpfree bench --parallel)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time each rule's step compiled (torch.compile; CUDA graphs on a GPU), "
+        "against eager and compiled BP",
+    )
     parser.add_argument("--out", help="also write the printed Markdown to this file")
 
 
@@ -111,11 +118,13 @@ def _tables(
     for suite in suites:
         rules = args.rules or suite.rules
         for setting in suite.settings:
-            times = time_setting(rules, setting, device, args.rounds, args.steps)
+            times = time_setting(rules, setting, device, args.rounds, args.steps, args.compile)
             yield f"suite {suite.name}, " + report.step_time_table(times, args.rounds, args.steps)
     if data is not None:
         rules = partition_rules(args.rules or [r for suite in suites for r in suite.rules])[0]
-        yield report.epoch_table(epoch_seconds(rules, data, device))
+        eager = epoch_seconds(rules, data, device)
+        compiled = epoch_seconds(rules, data, device, compile=True) if args.compile else None
+        yield report.epoch_table(eager, compiled)
     if args.memory:
         yield report.memory_table(memory_against_depth(device, MEMORY, args.rules))
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from bpfree.bench.epoch import EPOCH_SETTING
 from bpfree.bench.memory import MemoryTable, what_is_measured
 from bpfree.bench.step_time import SettingTimes
+from bpfree.rules import get_rule
 
 NOT_IN_BPFREE = "not in bpfree"
 
@@ -37,19 +38,58 @@ def step_time_table(times: SettingTimes, rounds: int, steps: int) -> str:
         for row in times.rows
     ]
     header = ["rule", "step", "ratio to BP", "samples/s"]
+    if times.compiled:
+        return f"{title}\n\n" + _with_compiled(times)
     return f"{title}\n\n" + markdown_table(header, rows + _missing_rows(times.missing, 4))
 
 
-def epoch_table(seconds: Mapping[str, float]) -> str:
-    """rule | seconds | ratio to BP for one MNIST epoch per rule."""
+def _with_compiled(times: SettingTimes) -> str:
+    """rule | eager | ratio to eager BP | compiled | ratio to compiled BP | compiled / eager."""
+    compiled = {row.rule: row for row in times.compiled}
+    rows = []
+    for row in times.rows:
+        fast = compiled.get(row.rule)
+        if fast is None:  # the mirror phase: not a step of its own
+            rows.append([row.rule, f"{row.seconds * 1e3:.2f} ms", f"{row.ratio:.2f}x"] + ["-"] * 4)
+            continue
+        rows.append(
+            [
+                row.rule,
+                f"{row.seconds * 1e3:.2f} ms",
+                f"{row.ratio:.2f}x",
+                f"{fast.seconds * 1e3:.2f} ms",
+                f"{fast.ratio:.2f}x",
+                f"{fast.seconds / row.seconds:.2f}x",
+                "yes" if get_rule(row.rule).uncapturable is None else "no (eager)",
+            ]
+        )
+    header = [
+        "rule",
+        "eager",
+        "ratio to eager BP",
+        "compiled",
+        "ratio to compiled BP",
+        "compiled / eager",
+        "captured",
+    ]
+    return markdown_table(header, rows + _missing_rows(times.missing, 7))
+
+
+def epoch_table(seconds: Mapping[str, float], compiled: Mapping[str, float] | None = None) -> str:
+    """rule | seconds | ratio to BP for one MNIST epoch per rule, and the same compiled."""
     title = (
         f"one MNIST epoch, {EPOCH_SETTING.label} (rule.step + optimizer.step per batch), "
         "the faster of two:"
     )
+    header = ["rule", "seconds", "ratio to BP"]
     rows = [
         [rule, f"{value:.2f}", f"{value / seconds['bp']:.2f}x"] for rule, value in seconds.items()
     ]
-    return f"{title}\n\n" + markdown_table(["rule", "seconds", "ratio to BP"], rows)
+    if compiled is not None:
+        header += ["compiled", "ratio to compiled BP"]
+        for row, rule in zip(rows, seconds, strict=True):
+            row += [f"{compiled[rule]:.2f}", f"{compiled[rule] / compiled['bp']:.2f}x"]
+    return f"{title}\n\n" + markdown_table(header, rows)
 
 
 def memory_table(table: MemoryTable) -> str:

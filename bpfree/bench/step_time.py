@@ -37,11 +37,13 @@ class StepTime:
 
 @dataclass(frozen=True)
 class SettingTimes:
-    """The rows of one setting, BP first, and the rules asked for that bpfree does not have."""
+    """The rows of one setting, BP first, and the rules asked for that bpfree does not have;
+    with compiled steps timed too, their rows (ratios to compiled BP) in ``compiled``."""
 
     setting: Setting
     rows: tuple[StepTime, ...]
     missing: tuple[str, ...]
+    compiled: tuple[StepTime, ...] = ()
 
 
 def check_positive(**values: int) -> None:
@@ -61,15 +63,25 @@ def seconds_per_call(fn: Callable[[], None], device: torch.device, calls: int) -
 
 
 def median_step_seconds(
-    rules: Iterable[str], setting: Setting, device: torch.device, rounds: int, steps: int
+    rules: Iterable[str],
+    setting: Setting,
+    device: torch.device,
+    rounds: int,
+    steps: int,
+    compile: bool = False,
 ) -> dict[str, float]:
     """Median seconds per training step of each registered rule in ``rules`` on ``setting``,
-    and of weight mirror's mirror phase under ``WM_MIRROR`` when ``wm`` is among them."""
+    and of weight mirror's mirror phase under ``WM_MIRROR`` when ``wm`` is among them; with
+    ``compile``, also of each rule's compiled step, under ``compiled_name(rule)``."""
     check_positive(rounds=rounds, steps=steps)
     batch = random_batch(setting, device)
     runs = {rule: build_step(rule, setting, device, batch) for rule in rules}
+    if compile:
+        for rule in list(runs):
+            runs[compiled_name(rule)] = build_step(rule, setting, device, batch, compile=True)
     for run in runs.values():
         run()  # warm-up; weight mirror also learns which layers it mirrors
+        run()  # a compiled step compiles at its second call
     samples: dict[str, list[float]] = {}
     for _ in range(rounds):
         for rule, run in runs.items():
@@ -78,6 +90,11 @@ def median_step_seconds(
                 mirror = run.state.rule.mirror
                 samples.setdefault(WM_MIRROR, []).append(seconds_per_call(mirror, device, steps))
     return {rule: statistics.median(times) for rule, times in samples.items()}
+
+
+def compiled_name(rule: str) -> str:
+    """The key of a rule's compiled step among the medians."""
+    return f"{rule} compiled"
 
 
 def step_rows(medians: Mapping[str, float], batch: int) -> tuple[StepTime, ...]:
@@ -97,9 +114,19 @@ def step_rows(medians: Mapping[str, float], batch: int) -> tuple[StepTime, ...]:
 
 
 def time_setting(
-    rules: Iterable[str], setting: Setting, device: torch.device, rounds: int, steps: int
+    rules: Iterable[str],
+    setting: Setting,
+    device: torch.device,
+    rounds: int,
+    steps: int,
+    compile: bool = False,
 ) -> SettingTimes:
-    """Time ``rules`` (and BP, always) on ``setting``; rules bpfree lacks are listed, not run."""
+    """Time ``rules`` (and BP, always) on ``setting``, eagerly and, with ``compile``, compiled;
+    rules bpfree lacks are listed, not run."""
     present, missing = partition_rules(rules)
-    medians = median_step_seconds(present, setting, device, rounds, steps)
-    return SettingTimes(setting, step_rows(medians, setting.batch), missing)
+    medians = median_step_seconds(present, setting, device, rounds, steps, compile)
+    compiled = {rule: medians.pop(compiled_name(rule)) for rule in present if compile}
+    eager = step_rows(medians, setting.batch)
+    return SettingTimes(
+        setting, eager, missing, step_rows(compiled, setting.batch) if compile else ()
+    )

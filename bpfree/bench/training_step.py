@@ -1,5 +1,6 @@
 """What a benchmark times and measures: one training step of a ``TrainingState`` (the rule's
-step, then SGD with momentum 0.9 over every parameter the rule trains) on a stored batch."""
+step, then SGD with momentum 0.9 over every parameter the rule trains) on a stored batch, its
+check skipped as the trainer skips it (the data is checked where it is loaded)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,26 @@ from typing import Any
 import torch
 
 from bpfree.bench.suites import Setting
+from bpfree.rules import CompiledStep
 from bpfree.training import TrainConfig, TrainingState
 
 
 @dataclass
 class TrainingStep:
-    """A training state and the batch ``x`` (n, *input_shape), ``y`` (n,) that a call trains on."""
+    """A training state and the batch ``x`` (n, *input_shape), ``y`` (n,) that a call trains on;
+    with ``compiled``, the rule's step runs through it (``bpfree.rules.compiled``)."""
 
     state: TrainingState
     x: torch.Tensor
     y: torch.Tensor
+    compiled: CompiledStep | None = None
 
     def __call__(self) -> None:
         """One training step on the stored batch."""
-        self.state.step(self.x, self.y)
+        if self.compiled is None:
+            self.state.step(self.x, self.y, check=False)  # as the trainer steps
+        else:
+            self.compiled(self.x, self.y)
 
 
 def bench_config(rule: str, setting: Setting, seed: int = 0) -> TrainConfig:
@@ -58,9 +65,10 @@ def build_step(
     device: torch.device,
     batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     seed: int = 0,
+    compile: bool = False,
 ) -> TrainingStep:
     """Rule ``rule`` on a fresh model of ``setting`` (``bench_config``), and ``batch``
-    (default: ``random_batch``)."""
+    (default: ``random_batch``); with ``compile``, its step compiled (CUDA graphs on a GPU)."""
     state = TrainingState.from_config(
         bench_config(rule, setting, seed),
         input_shape=setting.model_input_shape,
@@ -68,7 +76,11 @@ def build_step(
         device=device,
     )
     x, y = batch if batch is not None else random_batch(setting, device, seed)
-    return TrainingStep(state, x, y)
+    compiled = None
+    if compile:
+        mode = "reduce-overhead" if device.type == "cuda" else None
+        compiled = CompiledStep(state.rule, state.optimizer, mode=mode)
+    return TrainingStep(state, x, y, compiled)
 
 
 def synchronize(device: torch.device) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from bpfree.parallel.averaging import AveragedOptimizer
 from bpfree.parallel.replicas import Replicas
-from bpfree.rules import Rule
+from bpfree.rules import CompiledStep, Rule, StepResult
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,21 @@ class DataParallel:
     optimizer, for a rule that applies its updates during its step) together with the step's
     loss and accuracy in one collective call, and the model's buffers (BatchNorm's running
     statistics) are broadcast from rank 0, as DDP does by default: every replica holds the same
-    state after every step. Each replica draws its dropout masks from its own generator (the
-    run seeds them apart), so with dropout a step differs from the one-process step; without
-    it, the two agree to rounding.
+    state after every step. With ``compiled`` (a ``CompiledStep`` of the rule), the rule's step
+    runs compiled; the averaging and the optimizer's step stay eager. Each replica draws its
+    dropout masks from its own generator (the run seeds them apart), so with dropout a step
+    differs from the one-process step; without it, the two agree to rounding.
     """
 
     def __init__(
-        self, rule: Rule, optimizer: torch.optim.Optimizer, replicas: Replicas | None
+        self,
+        rule: Rule,
+        optimizer: torch.optim.Optimizer,
+        replicas: Replicas | None,
+        *,
+        compiled: CompiledStep | None = None,
     ) -> None:
-        self.rule, self.replicas = rule, replicas
+        self.rule, self.replicas, self.compiled = rule, replicas, compiled
         if replicas is not None and not isinstance(optimizer, AveragedOptimizer):
             optimizer = AveragedOptimizer(optimizer, rule, replicas)
             object.__setattr__(rule, "_optimizer", optimizer)
@@ -63,7 +69,7 @@ class DataParallel:
         """One step on the global batch (x, y), checked first unless ``check`` is False (see
         ``Rule.step``); nothing in it is read back to the host."""
         if self.replicas is None:
-            result = self.rule.step(x, y, check=check)
+            result = self._rule_step(x, y, check)
             self.optimizer.step()
             return ParallelStep(step_stats(result.loss, result.output, y), len(y))
         total = len(y)
@@ -77,10 +83,15 @@ class DataParallel:
         x, y = x[start:stop], y[start:stop]
         self.optimizer.set_rows(stop - start, total)
         with self.rule.replicated(self.replicas, start, total):
-            result = self.rule.step(x, y, check=check)
+            result = self._rule_step(x, y, check)
             stats = step_stats(result.loss, result.output, y)
             self.optimizer.reduce(extra=[stats])
         self.optimizer.optimizer.step()
         if self.buffers:
             self.replicas.broadcast_tensors_(self.buffers)
         return ParallelStep(stats, total)
+
+    def _rule_step(self, x: torch.Tensor, y: torch.Tensor, check: bool) -> StepResult:
+        if self.compiled is not None:  # compiled steps take checked data
+            return self.compiled.rule_step(x, y)
+        return self.rule.step(x, y, check=check)

@@ -7,12 +7,14 @@
 
 Layout: ``base`` (the contract every rule keeps), ``common/`` (what several families use), one
 folder per family (``feedback``, ``projection``, ``forward_only``, ``forward_forward``,
-``forward_gradient``), each with its ``mechanism`` and one file per rule; ``bp`` the reference.
+``forward_gradient``), each with its ``mechanism`` and one file per rule; ``bp`` the reference;
+``compiled`` the step through ``torch.compile``.
 """
 
 from bpfree.rules.base import Rule, StepResult, optimizer
 from bpfree.rules.bp import BP
 from bpfree.rules.common.options import Option
+from bpfree.rules.compiled import CompiledStep, compiled_step
 from bpfree.rules.feedback import BRSF, FA, FRSF, KP, PFA, USF, WM, FeedbackRule, PFAOrthogonal
 from bpfree.rules.forward_forward import FF, FFTopDown
 from bpfree.rules.forward_gradient import FGActivity, FGWeight
@@ -44,6 +46,7 @@ __all__ = [
     "RULES",
     "USF",
     "WM",
+    "CompiledStep",
     "FFTopDown",
     "FGActivity",
     "FGWeight",
@@ -61,6 +64,7 @@ __all__ = [
     "TwoPassRule",
     "TwoPassTerms",
     "build",
+    "compiled_step",
     "get_rule",
     "optimizer",
     "register",

@@ -51,6 +51,11 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
         "const": True,
         "help": "data parallel on CUDA: BatchNorm statistics over the global batch",
     },
+    "compile": {
+        "action": "store_const",
+        "const": True,
+        "help": "run the rule's step through torch.compile (CUDA graphs on a GPU)",
+    },
     "val_fraction": {
         "type": float,
         "help": "hold out this fraction of every class of the training set; log val_acc (0)",

@@ -20,7 +20,7 @@ OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("step", "exponential")
 
 # Keys that may change when a run is resumed; any other difference is a different run.
-RESUMABLE_CHANGES = frozenset({"epochs", "device", "data_dir", "out", "threads"})
+RESUMABLE_CHANGES = frozenset({"epochs", "device", "data_dir", "out", "threads", "compile"})
 
 
 class ConfigError(ValueError):
@@ -47,7 +47,10 @@ class TrainConfig:
     ``val_fraction`` holds out that fraction of every class of the training set (seeded by
     ``seed``, ``bpfree.data.split``) and logs ``val_acc`` each epoch; ``test_every_epoch: false``
     reads the test set once, after the last epoch (a sweep's trials: the test set never takes
-    part in selection).
+    part in selection). ``compile`` runs the rule's step through ``torch.compile``
+    (``bpfree.rules.compiled``; CUDA graphs on a GPU); a rule that cannot be captured says why
+    and runs eagerly. Like ``threads``, it changes the rounding, not the run: a run may resume
+    with or without it.
     """
 
     rule: str = "pepita"
@@ -78,6 +81,7 @@ class TrainConfig:
     diagnostics: bool = True
     val_fraction: float = 0.0
     test_every_epoch: bool = True
+    compile: bool = False
 
     def resolved(self) -> TrainConfig:
         """A copy with every paper default filled in, validated."""

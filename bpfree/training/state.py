@@ -51,9 +51,10 @@ class TrainingState:
         learner = build_optimizer(config, rule)
         return cls(model, rule, learner, build_scheduler(config, learner))
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        """One training step: the rule writes the gradients, the optimizer applies them."""
-        result = self.rule.step(x, y)
+    def step(self, x: torch.Tensor, y: torch.Tensor, *, check: bool = True) -> StepResult:
+        """One training step: the rule writes the gradients, the optimizer applies them (the
+        batch checked first unless ``check`` is False, as in ``Rule.step``)."""
+        result = self.rule.step(x, y, check=check)
         self.optimizer.step()
         return result
 

@@ -18,7 +18,7 @@ from bpfree.data import Batches, Dataset, load_dataset
 from bpfree.data.split import stratified_split
 from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.parallel import DataParallel, Replicas, join
-from bpfree.rules import Rule
+from bpfree.rules import CompiledStep, Rule
 from bpfree.training.config import ConfigError, TrainConfig
 from bpfree.training.plots import plot_alignment, plot_curves
 from bpfree.training.resume import resume
@@ -73,7 +73,9 @@ def train(
     state = TrainingState.from_config(
         config, input_shape=data.input_shape, num_classes=data.num_classes, device=device
     )
-    stepper = DataParallel(state.rule, state.optimizer, replicas)
+    stepper = DataParallel(
+        state.rule, state.optimizer, replicas, compiled=compiled(config, state, device)
+    )
     folder = RunFolder(config.out or config.default_out())
     with folder.writing() if main else nullcontext(), computing_threads(config.threads):
         order = torch.Generator().manual_seed(config.seed)
@@ -94,6 +96,17 @@ def train(
             if on_epoch is not None and main:
                 on_epoch(row)
     return RunResult(folder.path, metrics)
+
+
+def compiled(
+    config: TrainConfig, state: TrainingState, device: torch.device
+) -> CompiledStep | None:
+    """The rule's step compiled when the config says so: CUDA graphs on a GPU
+    (``mode="reduce-overhead"``), inductor's kernels on the CPU."""
+    if not config.compile:
+        return None
+    mode = "reduce-overhead" if device.type == "cuda" else None
+    return CompiledStep(state.rule, state.optimizer, mode=mode)
 
 
 def split_validation(

@@ -19,6 +19,15 @@ import torch
 from bpfree.rules.common.buffers import HostState
 
 
+def drawn_on_the_host(what: str) -> str:
+    """Why a rule drawing ``what`` from a ``RandomStream`` cannot be captured in one graph
+    (``Rule.uncapturable``)."""
+    return (
+        f"it draws {what} on the host from its seeded stream (the same numbers on every "
+        "device), which a compiled graph cannot hold"
+    )
+
+
 def seeded_generator(seed: int, purpose: str) -> torch.Generator:
     """A CPU generator seeded from (``seed``, ``purpose``).
 

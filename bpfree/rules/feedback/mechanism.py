@@ -200,7 +200,8 @@ class FeedbackRule(Rule):
 
     def _path(self, index: int) -> Path:
         def path(grad_y, x, config, grad_w):
-            self.feedback_inputs[index] = (tuple(x.shape), config)
+            if index not in self.feedback_inputs:  # learnt once: a later step writes nothing
+                self.feedback_inputs[index] = (tuple(x.shape), config)
             return self.backward_through(index, grad_y, x, config, grad_w)
 
         return path

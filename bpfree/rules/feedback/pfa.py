@@ -55,6 +55,10 @@ class PFA(FeedbackRule):
     """
 
     name = "pfa"
+    uncapturable = (
+        "it writes R's gradient from inside the backward pass, a side effect that a captured "
+        "autograd.Function cannot hold"
+    )
     expansion = Option(10.0, at_least(1))
     orthogonal = Option(False, BOOLEAN)
     sparsity = Option(0.0, FRACTION)

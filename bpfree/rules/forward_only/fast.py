@@ -98,7 +98,7 @@ def _exact_step(rule: ModulatedInputRule, x: torch.Tensor, y: torch.Tensor) -> S
     modulated_masks = masks.second_pass()
     mask = next(modulated_masks)
     clean[0] = first.activate(a_1, mask)
-    if clean[0].untyped_storage().data_ptr() == a_1.untyped_storage().data_ptr():
+    if clean[0] is a_1:  # an identity σ without dropout: h_1 is a_1 itself
         a_1 = a_1.clone()
     if through_F:
         a_1.view(n, -1).addmm_(projected, W1_F.view(c, -1), alpha=s)  # 'nc,c...->n...'

@@ -51,6 +51,10 @@ class PEPITATimeLocal(ModulatedInputRule):
     """
 
     name = "pepita-time-local"
+    uncapturable = (
+        "it applies the optimizer to each layer inside its step, and torch's optimizer step "
+        "breaks a graph by design (to set the grad mode)"
+    )
     applies_own_updates = True
 
     sign = Option(-1, SIGN)

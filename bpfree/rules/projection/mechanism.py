@@ -95,6 +95,45 @@ def point_shapes(
     return output_shapes(model, points, example_batch(model, example_input))
 
 
+class PointCapture:
+    """Forward hooks on the injection points, registered once with the rule (a hook added and
+    removed at every step would cost as much, and no graph could capture it), active only while
+    ``ProjectionRule.forward_captured`` runs: then each point's output is kept (``captured``),
+    and the next block receives it detached, perturbed along ``tangents`` when given."""
+
+    def __init__(
+        self,
+        modules: Sequence[nn.Module],
+        points: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+    ) -> None:
+        self.points, self.shapes = list(points), list(shapes)
+        self.captured: dict[int, torch.Tensor] | None = None
+        self.tangents: Sequence[torch.Tensor] | None = None
+        for index, module in enumerate(modules):
+            module.register_forward_hook(self._hook(index))
+
+    def _hook(self, index: int):
+        def hook(module, inputs, output):
+            if self.captured is None:  # a forward pass of anyone else: unchanged
+                return None
+            if tuple(output.shape[1:]) != self.shapes[index]:
+                raise ValueError(
+                    f"injection point {self.points[index]!r} gave outputs of shape "
+                    f"{tuple(output.shape[1:])} per sample, but its feedback matrix was built "
+                    f"for {self.shapes[index]}; build the rule with an example_input "
+                    "of the shape the model is trained on"
+                )
+            self.captured[index] = output
+            if self.tangents is None:
+                return output.detach()
+            primal, tangent = fwAD.unpack_dual(output)
+            u = self.tangents[index]
+            return fwAD.make_dual(primal.detach(), u if tangent is None else tangent.detach() + u)
+
+        return hook
+
+
 class ProjectionRule(Rule):
     """A rule that projects a signal s (n, c) from the output to each point through B_l (k, c).
 
@@ -128,6 +167,9 @@ class ProjectionRule(Rule):
         self.point_shapes = point_shapes(model, resolved, self.example_input)
         if isinstance(self.example_input, torch.Tensor):  # keep its shape, not the batch
             self.example_input = tuple(self.example_input.shape[1:])
+        object.__setattr__(
+            self, "_capture", PointCapture(self.point_modules, self.points, self.point_shapes)
+        )
         generator = seeded_generator(self.seed, self.name)
         reference = next(model.parameters())
         self.B = BufferList(
@@ -167,34 +209,13 @@ class ProjectionRule(Rule):
         is also perturbed along u_l, h_l + ε_l: the tangent (forward-mode) crosses the points,
         so the output's tangent is the directional derivative along every u_l at once.
         """
-        captured: dict[int, torch.Tensor] = {}
-
-        def capture(index: int):
-            def hook(module, inputs, output):
-                if tuple(output.shape[1:]) != self.point_shapes[index]:
-                    raise ValueError(
-                        f"injection point {self.points[index]!r} gave outputs of shape "
-                        f"{tuple(output.shape[1:])} per sample, but its feedback matrix was built "
-                        f"for {self.point_shapes[index]}; build the rule with an example_input "
-                        "of the shape the model is trained on"
-                    )
-                captured[index] = output
-                if tangents is None:
-                    return output.detach()
-                primal, tangent = fwAD.unpack_dual(output)
-                u = tangents[index] if tangent is None else tangent.detach() + tangents[index]
-                return fwAD.make_dual(primal.detach(), u)
-
-            return hook
-
-        handles = [
-            module.register_forward_hook(capture(i)) for i, module in enumerate(self.point_modules)
-        ]
+        capture = self._capture
+        capture.captured, capture.tangents = {}, tangents
         try:
             output = self.model(x)
+            captured = capture.captured
         finally:
-            for handle in handles:
-                handle.remove()
+            capture.captured, capture.tangents = None, None
         if len(captured) != len(self.point_modules):
             missing = [p for i, p in enumerate(self.points) if i not in captured]
             raise RuntimeError(f"injection points never ran in the forward pass: {missing}")
@@ -219,5 +240,7 @@ class ProjectionRule(Rule):
         injected = [  # s B_lᵀ: 'nc,kc->nk', reshaped to the point's output (n, C, h, w)
             (signal @ b.T).view(h.shape) for b, h in zip(self.B, hidden, strict=True)
         ]
-        torch.autograd.backward([loss, *hidden], [None, *injected])
+        loss.backward()  # the blocks are apart (detached at each point): one backward each
+        for h, g in zip(hidden, injected, strict=True):
+            h.backward(g)
         return StepResult(loss.detach(), output.detach())

@@ -16,15 +16,6 @@ def _two_layer_1024(batch: int) -> Setting:
     return Setting("mlp", (784,), batch, (1024, 1024))
 
 
-def test_cpu_peak_is_positive_and_a_large_batch_takes_more():
-    small = peak_memory_mib("bp", _two_layer_1024(8), "cpu", steps=1)
-    large = peak_memory_mib("bp", _two_layer_1024(4096), "cpu", steps=1)
-    # The first step creates gradients and momentum of 1.9 M weights (~14 MiB) at any batch;
-    # batch 4096 adds activations of 4096 × 1024 floats (16 MiB) per hidden tensor.
-    assert small > 0
-    assert large > small + 16
-
-
 def test_a_failing_child_names_the_rule_and_its_error():
     with pytest.raises(RuntimeError, match=r"(?s)no-such-rule.*unknown rule"):
         peak_memory_mib("no-such-rule", _two_layer_1024(8), "cpu", steps=1)
@@ -93,6 +84,7 @@ def test_time_local_and_forward_forward_steps_hold_memory_flat_in_depth():
     shows the measurement sees depth: 1024 × 512 floats (2 MiB) per kept tensor and layer."""
     pairs = [(rule, depth) for rule in ("bp", "pepita-time-local", "ff") for depth in (2, 6)]
     peak = _peaks(pairs)
+    assert peak["bp 2"] > 0
     assert peak["bp 6"] > peak["bp 2"] + 8
     assert peak["pepita-time-local 6"] <= peak["pepita-time-local 2"] + 1
     assert peak["ff 6"] <= peak["ff 2"] + 1

@@ -205,3 +205,19 @@ def test_projection_rules_train_a_conv_net(rule, data_dir, tmp_path):
     config = tiny_config(data_dir, tmp_path / "run", rule=rule, model="lenet", epochs=1)
     rows = train(config, progress=False).metrics
     assert rows[0]["update_cosine"].keys() >= {"blocks.0.0.weight", "head.weight"}
+
+
+def test_a_compiled_run_of_a_rule_that_cannot_be_captured_trains_as_the_eager_run(
+    data_dir, tmp_path, caplog
+):
+    """--compile reaches the step: GrAPE says why it stays eager and trains what it would."""
+    eager = train(tiny_config(data_dir, tmp_path / "eager", rule="grape"), progress=False)
+    with caplog.at_level("WARNING", logger="bpfree.rules.compiled"):
+        compiled = train(
+            tiny_config(data_dir, tmp_path / "compiled", rule="grape", compile=True),
+            progress=False,
+        )
+    assert "grape's step runs eagerly, not compiled: it draws" in caplog.text
+    assert [row["train_loss"] for row in compiled.metrics] == [
+        row["train_loss"] for row in eager.metrics
+    ]

@@ -1,0 +1,81 @@
+"""The compiled step: every rule that claims capture is one graph (``fullgraph=True`` raises at
+a graph break) and trains the weights its eager step trains, dropout on; a rule that cannot be
+captured says why and runs eagerly."""
+
+import logging
+
+import pytest
+import torch
+
+import bpfree
+from bpfree.rules import RULES
+from bpfree.training import TrainConfig, TrainingState
+
+CAPTURED = [name for name in RULES if RULES.lookup(name).uncapturable is None]
+EAGER = [name for name in RULES if name not in CAPTURED]
+
+
+def state(rule, seed=0):
+    config = TrainConfig(rule=rule, hidden=[16, 16], dropout=0.1, lr=0.05, seed=seed).resolved()
+    return TrainingState.from_config(config, input_shape=(1, 6, 6), num_classes=4)
+
+
+def batches():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 8, 1, 6, 6, generator=generator)
+    return list(zip(x, torch.randint(0, 4, (5, 8), generator=generator), strict=True))
+
+
+def train(training, step):
+    torch.manual_seed(1)  # the same dropout masks in both
+    for x, y in batches():
+        step(x, y)
+    return [p.detach().clone() for p in training.model.parameters()]
+
+
+def test_most_rules_claim_capture():
+    assert len(CAPTURED) >= 11, CAPTURED
+    assert all(isinstance(RULES.lookup(name).uncapturable, str) for name in EAGER)
+
+
+@pytest.mark.parametrize("rule", CAPTURED)
+def test_a_compiled_step_trains_the_weights_of_the_eager_step(rule):
+    """fullgraph=True: one graph; aot_eager traces it whole through AOT autograd (what
+    inductor compiles) but runs torch's kernels, so that the check costs seconds, not minutes."""
+    eager = state(rule)
+    expected = train(eager, lambda x, y: eager.step(x, y))
+    compiled = state(rule)
+    step = bpfree.compiled_step(compiled.rule, compiled.optimizer, backend="aot_eager")
+    weights = train(compiled, step)
+    assert step.captured
+    for a, b in zip(weights, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    initial = state(rule).model.parameters()
+    assert not all(torch.equal(a, b) for a, b in zip(weights, initial, strict=True))
+
+
+def test_inductor_compiles_a_step_to_the_eager_weights():
+    """The default backend, inductor (its kernels, dropout by torch's generator), on BP: a
+    traced backward pass."""
+    eager = state("bp")
+    expected = train(eager, lambda x, y: eager.step(x, y))
+    compiled = state("bp")
+    weights = train(compiled, bpfree.compiled_step(compiled.rule, compiled.optimizer))
+    for a, b in zip(weights, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", EAGER)
+def test_a_rule_that_cannot_be_captured_says_why_and_runs_eagerly(rule, caplog):
+    eager = state(rule)
+    expected = train(eager, lambda x, y: eager.step(x, y))
+    compiled = state(rule)
+    with caplog.at_level(logging.WARNING, logger="bpfree.rules.compiled"):
+        step = bpfree.compiled_step(compiled.rule, compiled.optimizer)
+    assert not step.captured
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"{rule}'s step runs eagerly, not compiled: {RULES.lookup(rule).uncapturable}"
+    )
+    for a, b in zip(train(compiled, step), expected, strict=True):
+        assert torch.equal(a, b)

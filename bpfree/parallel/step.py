@@ -95,3 +95,8 @@ class DataParallel:
         if self.compiled is not None:  # compiled steps take checked data
             return self.compiled.rule_step(x, y)
         return self.rule.step(x, y, check=check)
+
+    def start_epoch(self) -> None:
+        """An epoch begins: a compiled step takes its first step eagerly (``eager_next``)."""
+        if self.compiled is not None:
+            self.compiled.eager_next()

@@ -34,11 +34,12 @@ class CompiledStep:
     parameter); compiled apart, torch 2.13 replays the wrong frame after a rule graph that
     traced ``backward()``. SGD's step is a few fused (``foreach``) kernels.
 
-    The first step runs eagerly: it builds the optimizer's state (momentum buffers) and what a
-    rule learns at its first step, so that the graph only updates state that exists. Dropout
-    masks in the graph come from torch's generators, as in the eager step
-    (``fallback_random``): a compiled run draws the masks the eager one would, and resumes as
-    exactly.
+    The first step runs eagerly (and any step after ``eager_next()``): it builds what a rule
+    learns at its first step, so that the graph only updates state that exists. Each batch
+    shape is a static graph of its own (``dynamic=False``: the last, smaller batch of an epoch
+    is a second graph), so that a step's kernels do not depend on the shapes seen before it.
+    Dropout masks in the graph come from torch's generators, as in the eager step
+    (``fallback_random``): a compiled run draws the masks the eager one would.
     """
 
     def __init__(
@@ -56,7 +57,7 @@ class CompiledStep:
             logger.warning("%s's step runs eagerly, not compiled: %s", rule.name, self.reason)
             return
         self._rule_step = torch.compile(
-            self._eager_rule_step, fullgraph=True, mode=mode, backend=backend
+            self._eager_rule_step, fullgraph=True, dynamic=False, mode=mode, backend=backend
         )
 
     @property
@@ -69,6 +70,12 @@ class CompiledStep:
         result = self.rule_step(x, y)
         self.optimizer.step()
         return result
+
+    def eager_next(self) -> None:
+        """Run the next step eagerly, as the first. The trainer asks it at each epoch's first
+        step: a run resumed at an epoch, whose first step must be eager, then steps exactly as
+        the uninterrupted run."""
+        self.warm = False
 
     def rule_step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         """``rule.step(x, y, check=False)``, compiled after the first call."""

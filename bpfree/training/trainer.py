@@ -156,6 +156,7 @@ def train_epoch(
         group["weight_decay"] = config.warmup_weight_decay if warmup else config.weight_decay
     lr = state.optimizer.param_groups[0]["lr"]
     state.model.train()
+    stepper.start_epoch()
     totals, seen, last_read = None, 0, 0
     start = time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", leave=False, disable=not progress)

@@ -221,3 +221,16 @@ def test_a_compiled_run_of_a_rule_that_cannot_be_captured_trains_as_the_eager_ru
     assert [row["train_loss"] for row in compiled.metrics] == [
         row["train_loss"] for row in eager.metrics
     ]
+
+
+def test_a_compiled_run_resumed_equals_the_uninterrupted_compiled_run(data_dir, tmp_path):
+    """Each epoch's first step is eager in both, and each batch shape its own graph."""
+    config = tiny_config(data_dir, tmp_path / "whole", rule="pepita", compile=True, epochs=2)
+    train(config, progress=False)
+    parts = tiny_config(data_dir, tmp_path / "parts", rule="pepita", compile=True, epochs=1)
+    train(parts, progress=False)
+    train(dataclass_replace(parts, epochs=2), progress=False)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["training"]
+    resumed = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)["training"]
+    for name, value in whole["model"].items():
+        assert torch.equal(resumed["model"][name], value), name

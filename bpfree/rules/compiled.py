@@ -13,6 +13,8 @@ eagerly, after one logged line that says so.
 from __future__ import annotations
 
 import logging
+import types
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import torch
@@ -57,7 +59,11 @@ class CompiledStep:
             logger.warning("%s's step runs eagerly, not compiled: %s", rule.name, self.reason)
             return
         self._rule_step = torch.compile(
-            self._eager_rule_step, fullgraph=True, dynamic=False, mode=mode, backend=backend
+            _own_code(_rule_step_of(rule)),
+            fullgraph=True,
+            dynamic=False,
+            mode=mode,
+            backend=backend,
         )
 
     @property
@@ -86,18 +92,33 @@ class CompiledStep:
             loss, output = self._rule_step(x, y)
         return StepResult(loss, output)
 
-    def _eager_rule_step(self, x: torch.Tensor, y: torch.Tensor):
-        result = self.rule.step(x, y, check=False)
+
+def _rule_step_of(rule: Rule) -> Callable[[torch.Tensor, torch.Tensor], tuple]:
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        result = rule.step(x, y, check=False)
         return result.loss, result.output
+
+    return step
+
+
+def _own_code(function: Callable) -> Callable:
+    """``function`` with a code object of its own. ``torch.compile`` keeps its graphs, and
+    checks their guards at every call, per code object: each compiled step then holds only its
+    own graphs (one per batch shape), however many steps a process compiles."""
+    return types.FunctionType(
+        function.__code__.replace(),
+        function.__globals__,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )
 
 
 def _compiling() -> ExitStack:
     """The compiler settings a captured step needs, set while it is traced (and replayed):
-    ``loss.backward()`` traced into the graph, random draws by torch's generators, and room
-    for a graph per rule class and batch shape (every step compiles the same function: a
-    process training several rules needs more than torch's default of 8 graphs for it)."""
+    ``loss.backward()`` traced into the graph, and random draws by torch's generators."""
     stack = ExitStack()
-    stack.enter_context(torch._dynamo.config.patch(trace_autograd_ops=True, recompile_limit=64))
+    stack.enter_context(torch._dynamo.config.patch(trace_autograd_ops=True))
     stack.enter_context(torch._inductor.config.patch(fallback_random=True))
     return stack
 

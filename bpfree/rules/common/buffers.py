@@ -15,7 +15,9 @@ class GradBuffers:
     ``Rule.step`` sets every ``.grad`` to None before the rule runs; a rule that writes its
     update itself (no autograd) takes ``buffers(p)``, which makes a kept tensor ``p.grad``
     again and returns it to be overwritten, so a step allocates no gradient memory. Nothing of
-    it is rule state: it is rebuilt when a parameter changes shape, dtype or device.
+    it is rule state: it is rebuilt when a parameter changes shape, dtype or device. Inside a
+    compiled graph each call gives a fresh tensor instead: the compiler would copy every write
+    into a kept buffer back out of the graph.
     """
 
     def __init__(self) -> None:
@@ -23,6 +25,9 @@ class GradBuffers:
 
     def __call__(self, param: nn.Parameter) -> torch.Tensor:
         """The buffer of ``param``, set as its ``.grad`` (contents undefined: overwrite it)."""
+        if torch.compiler.is_compiling():  # in a graph a kept tensor written costs a copy back
+            param.grad = torch.empty_like(param)
+            return param.grad
         kept = self._kept.get(id(param))
         if (
             kept is None

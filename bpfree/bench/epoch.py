@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Iterable
@@ -36,11 +35,10 @@ def epoch_seconds(
             batches = Batches(
                 data.train_x, data.train_y, EPOCH_SETTING.batch, shuffle=True, generator=order
             )
-            step = run.compiled or functools.partial(run.state.step, check=False)
             synchronize(device)
             start = time.perf_counter()
             for x, y in batches:
-                step(x, y)
+                run.on(x, y)
             synchronize(device)
             seconds[rule] = min(seconds.get(rule, math.inf), time.perf_counter() - start)
     return seconds

@@ -11,6 +11,7 @@ import torch
 
 from bpfree.bench.suites import Setting
 from bpfree.rules import CompiledStep
+from bpfree.rules.compiled import mode_for
 from bpfree.training import TrainConfig, TrainingState
 
 
@@ -26,10 +27,14 @@ class TrainingStep:
 
     def __call__(self) -> None:
         """One training step on the stored batch."""
+        self.on(self.x, self.y)
+
+    def on(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One training step on (x, y), compiled or not, unchecked as the trainer steps."""
         if self.compiled is None:
-            self.state.step(self.x, self.y, check=False)  # as the trainer steps
+            self.state.step(x, y, check=False)
         else:
-            self.compiled(self.x, self.y)
+            self.compiled(x, y)
 
 
 def bench_config(rule: str, setting: Setting, seed: int = 0) -> TrainConfig:
@@ -76,10 +81,7 @@ def build_step(
         device=device,
     )
     x, y = batch if batch is not None else random_batch(setting, device, seed)
-    compiled = None
-    if compile:
-        mode = "reduce-overhead" if device.type == "cuda" else None
-        compiled = CompiledStep(state.rule, state.optimizer, mode=mode)
+    compiled = CompiledStep(state.rule, state.optimizer, mode=mode_for(device)) if compile else None
     return TrainingStep(state, x, y, compiled)
 
 

@@ -68,7 +68,7 @@ class Rule(nn.Module):
     # so the caller's ``optimizer.step()`` after it changes nothing.
     applies_own_updates: ClassVar[bool] = False
     # None where ``torch.compile(fullgraph=True)`` captures the rule's step whole
-    # (``bpfree.training.compiled``); otherwise why it cannot, said when its step runs eagerly.
+    # (``bpfree.rules.compiled``); otherwise why it cannot, said when its step runs eagerly.
     uncapturable: ClassVar[str | None] = None
 
     num_classes = Option(None, CLASS_COUNT)

@@ -93,6 +93,12 @@ class CompiledStep:
         return StepResult(loss, output)
 
 
+def mode_for(device: torch.device) -> str | None:
+    """``torch.compile``'s mode for a step on ``device``: CUDA graphs on a GPU
+    (``"reduce-overhead"``), the default (inductor's kernels) elsewhere."""
+    return "reduce-overhead" if device.type == "cuda" else None
+
+
 def _rule_step_of(rule: Rule) -> Callable[[torch.Tensor, torch.Tensor], tuple]:
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         result = rule.step(x, y, check=False)

@@ -19,6 +19,7 @@ from bpfree.data.split import stratified_split
 from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.parallel import DataParallel, Replicas, join
 from bpfree.rules import CompiledStep, Rule
+from bpfree.rules.compiled import mode_for
 from bpfree.training.config import ConfigError, TrainConfig
 from bpfree.training.plots import plot_alignment, plot_curves
 from bpfree.training.resume import resume
@@ -101,12 +102,10 @@ def train(
 def compiled(
     config: TrainConfig, state: TrainingState, device: torch.device
 ) -> CompiledStep | None:
-    """The rule's step compiled when the config says so: CUDA graphs on a GPU
-    (``mode="reduce-overhead"``), inductor's kernels on the CPU."""
+    """The rule's step compiled when the config says so, in the mode for ``device``."""
     if not config.compile:
         return None
-    mode = "reduce-overhead" if device.type == "cuda" else None
-    return CompiledStep(state.rule, state.optimizer, mode=mode)
+    return CompiledStep(state.rule, state.optimizer, mode=mode_for(device))
 
 
 def split_validation(

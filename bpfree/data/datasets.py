@@ -5,14 +5,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 
 from bpfree.core.registry import Registry
 from bpfree.data.download import download as download_file
-from bpfree.data.download import extract_tar
+from bpfree.data.download import extract
 from bpfree.data.errors import DataError
 from bpfree.data.formats import read_cifar_batch, read_idx
 
@@ -26,8 +26,8 @@ DEFAULT_DATA_DIR = "~/.cache/bpfree"
 class Source:
     """One published file to fetch: its name under the base URL, its md5, the files it yields.
 
-    A `.tar.gz` source is an archive: it is unpacked into the data root, which it fills with the
-    dataset's folder. Any other source is saved as is into the dataset's folder.
+    A `.tar.gz` or `.zip` source is an archive: it is unpacked into the data root, which it
+    fills with the dataset's folder. Any other source is saved as is into the dataset's folder.
     """
 
     filename: str
@@ -36,8 +36,8 @@ class Source:
 
     @property
     def is_archive(self) -> bool:
-        """Whether the file is a .tar.gz to unpack rather than a file to keep."""
-        return self.filename.endswith(".tar.gz")
+        """Whether the file is an archive to unpack (.tar.gz, .zip) rather than a file to keep."""
+        return self.filename.endswith((".tar.gz", ".zip"))
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def load_dataset(
     missing = _missing(spec, folder)
     if missing and download:
         try:
-            _fetch(spec, root, missing, mirror or spec.base_url)
+            fetch(spec, root, missing, mirror or spec.base_url)
         except DataError as err:
             raise DataError(_missing_message(spec, folder, missing, str(err))) from err
         missing = _missing(spec, folder)
@@ -253,7 +253,14 @@ def _missing_message(spec: DatasetSpec, folder: Path, missing: Sequence[str], re
     )
 
 
-def _fetch(spec: DatasetSpec, root: Path, missing: Sequence[str], base_url: str) -> None:
+class Published(Protocol):
+    """What ``fetch`` reads of a spec (image or text): its folder and its published sources."""
+
+    folder: str
+    sources: tuple[Source, ...]
+
+
+def fetch(spec: Published, root: Path, missing: Sequence[str], base_url: str) -> None:
     """Download (and unpack) the sources that provide the missing files."""
     base_url = base_url.rstrip("/") + "/"
     for source in spec.sources:
@@ -265,7 +272,7 @@ def _fetch(spec: DatasetSpec, root: Path, missing: Sequence[str], base_url: str)
             continue
         archive = download_file(url, root / source.filename, source.md5)
         try:
-            extract_tar(archive, root)
+            extract(archive, root)
         finally:
             archive.unlink(missing_ok=True)
 

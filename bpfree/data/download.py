@@ -7,6 +7,7 @@ import os
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from pathlib import Path
 
 from bpfree.data.errors import DataError
@@ -47,6 +48,11 @@ def download(url: str, dest: Path, md5: str, *, timeout: float = 10.0) -> Path:
     return dest
 
 
+def extract(archive: Path, folder: Path) -> None:
+    """Unpack a .tar.gz or .zip archive into folder (``extract_tar``, ``extract_zip``)."""
+    (extract_zip if archive.name.endswith(".zip") else extract_tar)(archive, folder)
+
+
 def extract_tar(archive: Path, folder: Path) -> None:
     """Unpack a .tar.gz archive into folder, refusing members that would land outside it."""
     logger.info("extracting %s into %s", archive, folder)
@@ -54,5 +60,21 @@ def extract_tar(archive: Path, folder: Path) -> None:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(folder, filter="data")
     except (OSError, EOFError, tarfile.TarError) as err:
+        message = f"{archive}: cannot extract ({err}); the archive is corrupt or unsafe"
+        raise DataError(message) from err
+
+
+def extract_zip(archive: Path, folder: Path) -> None:
+    """Unpack a .zip archive into folder, refusing members that would land outside it."""
+    logger.info("extracting %s into %s", archive, folder)
+    root = folder.resolve()
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.namelist():
+                target = (root / member).resolve()
+                if not target.is_relative_to(root):
+                    raise DataError(f"{archive}: member {member!r} would land outside {folder}")
+            bundle.extractall(folder)
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
         message = f"{archive}: cannot extract ({err}); the archive is corrupt or unsafe"
         raise DataError(message) from err

@@ -3,8 +3,8 @@
 The zoo: ``MLP`` (PEPITA's fully connected net, any depth), ``PepitaConvNet`` (PEPITA's
 one-conv net), ``LeNet`` and ``LeNet4`` (LeNet-5 and GrAPE's shallow CNN), ``resnet20`` and
 ``resnet18`` (He et al. 2016), ``alexnet`` and ``vgg16`` for 32×32 images, and
-``TinyTransformer`` for token sequences. ``build_model`` builds the image models by name
-(``MODELS``) for a dataset's input shape.
+``TinyTransformer`` for token sequences, and ``TransformerLM``, a causal language model.
+``build_model`` builds them by name (``MODELS``) for a dataset's input shape.
 
 Convention (what the rules' injection points and a user's own model rely on): a model exposes
 ``blocks: nn.ModuleList`` and ``head: nn.Module`` and its forward pass is exactly the blocks in
@@ -12,7 +12,8 @@ order, then the head::
 
     forward(x) = head(blocks[-1](... blocks[0](x)))
 
-The stem is the first block; each residual ``BasicBlock`` or encoder layer is one block; in
+A language model (``TransformerLM``) embeds its token ids first (``embed``, before
+``blocks[0]``), its blocks being its layers. The stem is the first block; each residual ``BasicBlock`` or encoder layer is one block; in
 LeNet/AlexNet/VGG each conv (+ BatchNorm) + ReLU (+ pool) group and each hidden FC + ReLU is one
 block, the flatten sitting inside the first FC block; the head is the final classifier
 (``Linear``, or pool + ``Linear``). ``MLP`` follows it after flattening: ``forward(x) =
@@ -35,6 +36,7 @@ from bpfree.models.transformer import (
     TokenEmbedding,
     TokenMean,
 )
+from bpfree.models.transformer_lm import TransformerLM
 from bpfree.models.vgg import PlainCNN, alexnet, vgg16
 
 __all__ = [
@@ -55,6 +57,7 @@ __all__ = [
     "TinyTransformer",
     "TokenEmbedding",
     "TokenMean",
+    "TransformerLM",
     "alexnet",
     "build_model",
     "he_uniform_",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -32,25 +33,34 @@ class TokenEmbedding(nn.Module):
 class SelfAttention(nn.Module):
     """Multi-head self-attention with explicit ``nn.Linear`` projections q, k, v and out.
 
-    For each head, softmax(q kᵀ / √e) v with e = d / heads; the heads are concatenated and
-    projected by ``out``. Every token attends to every token (no mask).
+    For each head, softmax(q kᵀ / √e + M) v with e = d / heads; the heads are concatenated and
+    projected by ``out``. Without ``causal`` every token attends to every token (M = 0); with it
+    token t attends to tokens s ≤ t only (M_ts = −∞ for s > t). ``dropout`` drops attention
+    weights in training mode.
 
     Shapes: x (n, t, d) → (n, t, d); index letters h heads, t and s tokens, e head width.
     """
 
-    def __init__(self, d_model: int, n_heads: int) -> None:
+    def __init__(
+        self, d_model: int, n_heads: int, *, causal: bool = False, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.n_heads = n_heads
+        self.n_heads, self.causal = n_heads, causal
         self.q = nn.Linear(d_model, d_model)
         self.k = nn.Linear(d_model, d_model)
         self.v = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape
         q, k, v = (proj(x).view(n, t, self.n_heads, -1) for proj in (self.q, self.k, self.v))
         scores = torch.einsum("nthe,nshe->nhts", q, k) / math.sqrt(q.shape[-1])
-        context = torch.einsum("nhts,nshe->nthe", scores.softmax(dim=-1), v)
+        if self.causal:
+            future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)  # s > t
+            scores = scores.masked_fill(future, float("-inf"))
+        weights = self.dropout(scores.softmax(dim=-1))
+        context = torch.einsum("nhts,nshe->nthe", weights, v)
         return self.out(context.reshape(n, t, d))
 
 
@@ -112,6 +122,8 @@ class TinyTransformer(nn.Module):
         torch.Size([4, 2])
     """
 
+    input_dtype: ClassVar[torch.dtype] = torch.long
+
     def __init__(
         self,
         vocab_size: int,
@@ -144,14 +156,20 @@ class TinyTransformer(nn.Module):
         self.head = nn.Sequential(
             nn.LayerNorm(d_model), TokenMean(), nn.Linear(d_model, num_classes)
         )
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Embedding):
-                nn.init.normal_(module.weight, 0.0, 0.02, generator=generator)
-            if isinstance(module, nn.Linear):
-                nn.init.zeros_(module.bias)
+        gpt2_init_(self, generator)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = ids
         for block in self.blocks:
             x = block(x)
         return self.head(x)
+
+
+def gpt2_init_(model: nn.Module, generator: torch.Generator | None) -> None:
+    """GPT-2's initialisation: Linear and Embedding weights N(0, 0.02²), Linear biases 0
+    (LayerNorm keeps torch's 1 and 0)."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, 0.0, 0.02, generator=generator)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -16,6 +16,7 @@ def test_registry_names():
         "resnet20",
         "resnet18",
         "alexnet",
+        "transformer-lm",
         "vgg16",
     }
 

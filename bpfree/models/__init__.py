@@ -12,12 +12,12 @@ order, then the head::
 
     forward(x) = head(blocks[-1](... blocks[0](x)))
 
-A language model (``TransformerLM``) embeds its token ids first (``embed``, before
-``blocks[0]``), its blocks being its layers. The stem is the first block; each residual ``BasicBlock`` or encoder layer is one block; in
+The stem is the first block; each residual ``BasicBlock`` or encoder layer is one block; in
 LeNet/AlexNet/VGG each conv (+ BatchNorm) + ReLU (+ pool) group and each hidden FC + ReLU is one
 block, the flatten sitting inside the first FC block; the head is the final classifier
 (``Linear``, or pool + ``Linear``). ``MLP`` follows it after flattening: ``forward(x) =
-head(blocks[-1](... blocks[0](flatten(x))))``. ``MLP`` and ``PepitaConvNet`` also describe their
+head(blocks[-1](... blocks[0](flatten(x))))``; ``TransformerLM`` after embedding its token ids
+(``embed``), its blocks being its layers. ``MLP`` and ``PepitaConvNet`` also describe their
 weighted layers (``layer_specs()``, ``bpfree.models.spec``) for the rules that walk them without
 autograd. Activations are ``nn.Module`` s, never in place,
 and residual additions are out of place, so hooks and replaced layers see every op.

@@ -17,18 +17,20 @@ class ParallelStep:
     ``stats`` (float64, shape (3,)) holds the loss summed over the global batch, the number of
     its samples predicted right, and the number of replicas whose loss was not finite (then
     the step's update is not finite either: the loop stops at its next read, before anything
-    of the epoch is saved); ``samples`` is the global batch's size."""
+    of the epoch is saved); ``samples`` is the number of the global batch's predictions (its
+    samples, or a sequence model's tokens)."""
 
     stats: torch.Tensor
     samples: int
 
 
 def step_stats(loss: torch.Tensor, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """[loss × n, correct predictions, 1 if the loss is not finite] of one batch, as float64."""
+    """[loss × n, correct predictions, 1 if the loss is not finite] of one batch, as float64;
+    n counts the predictions: the samples, or a sequence model's tokens."""
     return torch.stack(
         [
-            loss.detach().double() * len(y),
-            (output.argmax(dim=1) == y).sum().double(),
+            loss.detach().double() * y.numel(),
+            (output.argmax(dim=-1) == y).sum().double(),
             (~torch.isfinite(loss.detach())).double(),
         ]
     )
@@ -71,7 +73,7 @@ class DataParallel:
         if self.replicas is None:
             result = self._rule_step(x, y, check)
             self.optimizer.step()
-            return ParallelStep(step_stats(result.loss, result.output, y), len(y))
+            return ParallelStep(step_stats(result.loss, result.output, y), y.numel())
         total = len(y)
         start, stop = self.replicas.rows(total)
         if stop == start:
@@ -89,7 +91,7 @@ class DataParallel:
         self.optimizer.optimizer.step()
         if self.buffers:
             self.replicas.broadcast_tensors_(self.buffers)
-        return ParallelStep(stats, total)
+        return ParallelStep(stats, total * y[0].numel())
 
     def _rule_step(self, x: torch.Tensor, y: torch.Tensor, check: bool) -> StepResult:
         if self.compiled is not None:  # compiled steps take checked data

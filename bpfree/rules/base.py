@@ -70,6 +70,9 @@ class Rule(nn.Module):
     # None where ``torch.compile(fullgraph=True)`` captures the rule's step whole
     # (``bpfree.rules.compiled``); otherwise why it cannot, said when its step runs eagerly.
     uncapturable: ClassVar[str | None] = None
+    # Whether the rule trains a sequence model, whose logits (n, t, c) hold one prediction per
+    # position (a language model): its error is one vector per position.
+    trains_sequences: ClassVar[bool] = False
 
     num_classes = Option(None, CLASS_COUNT)
 
@@ -125,8 +128,9 @@ class Rule(nn.Module):
         return self.model(x)
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The loss the rule descends (softmax cross-entropy), also BP's reference for it."""
-        return F.cross_entropy(output, y)
+        """The loss the rule descends (softmax cross-entropy), also BP's reference for it; of a
+        sequence model's logits (n, t, c) and next tokens (n, t), the mean over every token."""
+        return F.cross_entropy(output.flatten(0, -2), y.flatten())
 
     def trained_parameters(self) -> list[nn.Parameter]:
         """Every parameter the rule's training moves: the model's, then the rule's own."""
@@ -182,9 +186,10 @@ class Rule(nn.Module):
         input, or labels of the wrong shape, type or range. One host sync for all of it."""
         if x.shape[0] == 0:
             raise ValueError(f"the batch is empty (shape {tuple(x.shape)}): a step needs a sample")
-        if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        if y.shape != x.shape[:1] and (x.is_floating_point() or y.shape != x.shape):
             raise ValueError(
-                f"labels must have shape (batch,) = ({x.shape[0]},), got {tuple(y.shape)}"
+                f"labels must have shape (batch,) = ({x.shape[0]},), or for token inputs their "
+                f"shape {tuple(x.shape)} (the next tokens), got {tuple(y.shape)}"
             )
         if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
             raise ValueError(f"labels must be integer class indices, got dtype {y.dtype}")

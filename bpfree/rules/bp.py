@@ -26,6 +26,7 @@ class BP(Rule):
     """
 
     name = "bp"
+    trains_sequences = True
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         output = self.model(x)

@@ -20,8 +20,9 @@ from torch import nn
 
 
 def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """ℓ_i (n,): the softmax cross-entropy of each sample; the rules descend its mean."""
-    return F.cross_entropy(output, y, reduction="none")
+    """ℓ_i (n,): the softmax cross-entropy of each sample; the rules descend its mean. Of a
+    sequence model's logits (n, t, c), each position's own loss ℓ_it (n, t)."""
+    return F.cross_entropy(output.flatten(0, -2), y.flatten(), reduction="none").view(y.shape)
 
 
 @contextmanager
@@ -87,5 +88,6 @@ def activity_jvp(
 
 
 def activity_gradient(d: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """ĝ_l = d ⊙ u_l (n, *shape): the activity-perturbed estimate of ∇_{z_l} ℓ_i per sample."""
-    return u * d.view(-1, *([1] * (u.dim() - 1)))
+    """ĝ_l = d ⊙ u_l (n, *shape): the activity-perturbed estimate of ∇_{z_l} ℓ_i per sample
+    (d (n,)), or per position (d (n, t), u (n, t, k): ĝ_it = d_it u_it)."""
+    return u * d.view(*d.shape, *([1] * (u.dim() - d.dim())))

@@ -9,9 +9,10 @@ import torch
 
 
 def one_hot(y: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:
-    """The one-hot targets t (n, c) of integer labels y (n,)."""
-    t = torch.zeros(y.shape[0], num_classes, dtype=dtype, device=y.device)
-    return t.scatter_(1, y.unsqueeze(1), 1.0)
+    """The one-hot targets t (n, ..., c) of integer labels y (n, ...): (n, c) for labels (n,),
+    (n, t, c) for a sequence's next tokens (n, t)."""
+    t = torch.zeros(*y.shape, num_classes, dtype=dtype, device=y.device)
+    return t.scatter_(-1, y.unsqueeze(-1), 1.0)
 
 
 def cross_entropy_error(

@@ -53,9 +53,12 @@ def output_shapes(
 
 
 def example_batch(model: nn.Module, example_input: torch.Tensor | tuple[int, ...]) -> torch.Tensor:
-    """One sample to probe ``model`` with: the first of a batch, or zeros of one input's shape,
-    on the model's device and dtype."""
+    """One sample to probe ``model`` with: the first of a batch (token ids kept integers), or
+    zeros of one input's shape, on the model's device, of its ``input_dtype`` (a model of token
+    ids says so) or else its parameters' dtype."""
     reference = next(model.parameters())
+    dtype = getattr(model, "input_dtype", reference.dtype)
     if isinstance(example_input, torch.Tensor):
-        return example_input[:1].to(device=reference.device, dtype=reference.dtype)
-    return torch.zeros(1, *example_input, device=reference.device, dtype=reference.dtype)
+        floating = example_input.is_floating_point()
+        return example_input[:1].to(reference.device, dtype if floating else None)
+    return torch.zeros(1, *example_input, device=reference.device, dtype=dtype)

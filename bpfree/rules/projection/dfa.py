@@ -18,7 +18,8 @@ class DFA(ProjectionRule):
 
     Update (GrAPE paper eq. 2):
         δ_L = e,   δ_l = (B_l e) ⊙ σ′(a_l),   ΔW_l = δ_l h_{l−1}ᵀ   (averaged over the batch)
-    The output block is trained by the exact gradient of the softmax cross-entropy.
+    The output block is trained by the exact gradient of the softmax cross-entropy. For a
+    sequence model (logits (n, t, c)) each position has its error e_t and receives B_l e_t.
 
     Args: ``model``, an ``nn.Module`` with ``blocks`` (e.g. ``MLP``) or any model given
         ``points``, and the options of every projection rule (``ProjectionRule``); the B_l are
@@ -34,7 +35,8 @@ class DFA(ProjectionRule):
     """
 
     name = "dfa"
+    trains_sequences = True
 
     def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        e = torch.softmax(output, dim=1) - one_hot(y, self.num_classes, output.dtype)
-        return e.div_(y.shape[0])  # e = softmax(a_L) − t, averaged over the batch
+        e = torch.softmax(output, dim=-1) - one_hot(y, self.num_classes, output.dtype)
+        return e.div_(y.numel())  # e = softmax(a_L) − t, averaged over the batch (its tokens)

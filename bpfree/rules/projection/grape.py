@@ -27,7 +27,7 @@ class GrAPE(DFA):
 
     Symbols: e_i = softmax(a_L,i) − t_i the output error (n, c); h_l the output of injection
     point l, k = its size; u_l ~ N(0, I) a perturbation of h_l; ĝ_l,i = d_i u_l,i the
-    activity-perturbed forward gradient of ℓ_i at h_l (eq. 4, by ``torch.func.jvp``); B_l (k, c).
+    activity-perturbed forward gradient of ℓ_i at h_l (eq. 4, by forward-mode AD); B_l (k, c).
 
     Each step, before DFA's update (eq. 2) with the new B_l:
         G_l = Σ_i ĝ_l,i e_iᵀ                 (k, c): the forward gradient's image of the error
@@ -36,6 +36,12 @@ class GrAPE(DFA):
         B_l ← B_l − η_B ∇_B (1 − cos ω̄_l) + ξ, then rescaled to its initial norm   (eq. 6)
     with ξ ~ N(0, I) scaled to ‖ξ‖ = noise · ‖B_l‖ (App. A), so that B moves even where the
     descent direction vanishes (Ḡ_l = 0, or B_l antiparallel to Ḡ_l).
+
+    A sequence model (logits (n, t, c), a language model) has one error e_it per position, as
+    DFA injects B_l e_it at position t; each position is then a sample of the sums above, with
+    d_it the directional derivative of that position's own loss ℓ_it (which, causal, sees
+    positions ≤ t), so that ĝ_l,it = d_it u_l,it estimates ∇_{h_l,t} ℓ_it, the gradient that
+    B_l e_it stands in for at position t.
 
     Reading of eq. 6: written literally, B ← B − η_B (1 − cos ω̄) B only rescales B, which the
     norm rescaling then undoes, so B would never turn. We take it as one plain SGD step on
@@ -73,6 +79,7 @@ class GrAPE(DFA):
     """
 
     name = "grape"
+    trains_sequences = True
     uncapturable = drawn_on_the_host("its activity perturbations")
 
     sparsity = Option(0.0, Check("0 (eq. 6 turns every entry of B_l)", lambda v: v == 0))
@@ -109,7 +116,7 @@ class GrAPE(DFA):
 
     def directions(self, n: int) -> list[torch.Tensor]:
         """u_l ~ N(0, I) (n, *shape_l) at every point, from the perturbation stream."""
-        shapes = [(n, *shape) for shape in self.point_shapes]
+        shapes = [(n, *self.positions, *shape) for shape in self.point_shapes]
         return self.stream.normal(shapes, self.B[0], rows=self.batch_rows(n))
 
     def _align(
@@ -120,6 +127,7 @@ class GrAPE(DFA):
     ) -> list[torch.Tensor]:
         """Eqs. 4-6 from K perturbations, ``first`` = (u, d, output) already made (or None)."""
         n = x.shape[0]
+        rows = n * math.prod(self.positions)  # the samples, or every position of each
         g_sum = [torch.zeros_like(g) for g in self.G]
         for k in range(self.perturbations):
             if k == 0 and first is not None:
@@ -128,9 +136,10 @@ class GrAPE(DFA):
                 u = self.directions(n)
                 _, d, output, _ = activity_jvp(self.model, self.point_modules, x, y, u)
             with torch.no_grad():
-                e = torch.softmax(output, dim=1) - one_hot(y, self.num_classes, output.dtype)
+                e = torch.softmax(output, dim=-1) - one_hot(y, self.num_classes, output.dtype)
+                e = e.reshape(rows, -1)
                 for total, u_l in zip(g_sum, u, strict=True):
-                    total.addmm_(activity_gradient(d, u_l).reshape(n, -1).T, e)  # 'nk,nc->kc'
+                    total.addmm_(activity_gradient(d, u_l).reshape(rows, -1).T, e)  # 'nk,nc->kc'
         self.sum_across_replicas(g_sum)  # G_l sums over every sample of the global batch
         self.steps += 1
         noise = self.stream.normal([b.shape for b in self.B], self.B[0]) if self.noise else None

@@ -11,9 +11,14 @@ A point is any module with parameters. Its output may be a feature vector (n, k)
 map (n, C, h, w): then k = C·h·w, B_l is (C·h·w, c) and s B_lᵀ is reshaped to the map. The
 'macro' setting of Launay et al. (2020) marks whole blocks (the default, ``model.blocks``); the
 'micro' setting marks the layers inside them, e.g. ``points=[m for m in model.modules() if
-isinstance(m, (nn.Conv2d, nn.Linear))][:-1]``.
+isinstance(m, (nn.Conv2d, nn.Linear))][:-1]``; a model that names its settings
+(``model.feedback_points("macro" | "micro")``, the language model's) takes ``points="micro"``.
 
-Index letters: n batch, c classes, k features at an injection point, h w spatial.
+A sequence model's output holds one prediction per position, (n, t, c), and so one error
+vector per position: then every point's output is (n, t, k), B_l is (k, c) and position t
+receives s_t B_lᵀ (the positions are read off the output by the probe pass).
+
+Index letters: n batch, t positions, c classes, k features at an injection point, h w spatial.
 """
 
 from __future__ import annotations
@@ -40,9 +45,18 @@ logger = logging.getLogger(__name__)
 def resolve_points(
     model: nn.Module, points: Sequence[str | nn.Module] | None, rule_name: str
 ) -> dict[str, nn.Module]:
-    """The injection points by name: the given modules or names, else the model's ``blocks``."""
+    """The injection points by name: the given modules or names, the model's named setting
+    (``points="macro"``: ``model.feedback_points("macro")``), else the model's ``blocks``."""
     names = {module: path for path, module in model.named_modules()}
     modules = dict(model.named_modules())
+    if isinstance(points, str):
+        settings = getattr(model, "feedback_points", None)
+        if settings is None:
+            raise ValueError(
+                f"{rule_name}: points={points!r} names a setting, but {type(model).__name__} "
+                "has none (no feedback_points method); pass a list of modules or their names"
+            )
+        points = settings(points)
     if points is None:
         blocks = getattr(model, "blocks", None)
         if not isinstance(blocks, nn.ModuleList):
@@ -73,12 +87,13 @@ def point_shapes(
     model: nn.Module,
     points: dict[str, nn.Module],
     example_input: torch.Tensor | Sequence[int] | None,
-) -> list[tuple[int, ...]]:
-    """The shape of one sample of each point's output: (k,) or a feature map (C, h, w).
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """The positions of one sample's output, () or a sequence model's (t,), and the shape of
+    each point's output at one position: (k,) or a feature map (C, h, w).
 
     With ``example_input`` (a batch, or the shape of one input sample) one forward pass is run
     in eval mode under ``torch.no_grad()`` to read the shapes; without it each point must end in
-    an ``nn.Linear``, whose out_features is k.
+    an ``nn.Linear``, whose out_features is k, and the output has no positions.
     """
     if example_input is None:
         shapes = []
@@ -91,8 +106,18 @@ def point_shapes(
                     "the rule reads the shape of its output"
                 )
             shapes.append((linears[-1].out_features,))
-        return shapes
-    return output_shapes(model, points, example_batch(model, example_input))
+        return (), shapes
+    *shapes, output = output_shapes(
+        model, {**points, "(output)": model}, example_batch(model, example_input)
+    )
+    positions = output[:-1]
+    for path, shape in zip(points, shapes, strict=True):
+        if shape[: len(positions)] != positions:
+            raise ValueError(
+                f"injection point {path!r} gives outputs of shape {shape} per sample, which do "
+                f"not begin with the positions {positions} of the model's output"
+            )
+    return positions, [shape[len(positions) :] for shape in shapes]
 
 
 class PointCapture:
@@ -144,7 +169,8 @@ class ProjectionRule(Rule):
 
     Options every projection rule takes:
         points: modules (or their names) at whose outputs the signal is injected; default
-            ``model.blocks`` ('macro'); layers inside the blocks give the 'micro' setting.
+            ``model.blocks`` ('macro'); layers inside the blocks give the 'micro' setting; a
+            model with ``feedback_points`` takes the setting's name, ``"macro"`` or ``"micro"``.
         seed: seed of the generator drawing the B_l.
         sparsity: fraction of the entries of each B_l held at zero, in [0, 1).
         example_input: an input batch, or the shape of one input (e.g. (3, 32, 32)), from
@@ -164,11 +190,17 @@ class ProjectionRule(Rule):
         resolved = resolve_points(model, self.points, type(self).__name__)
         self.points: list[str] = list(resolved)
         object.__setattr__(self, "point_modules", list(resolved.values()))
-        self.point_shapes = point_shapes(model, resolved, self.example_input)
+        self.positions, self.point_shapes = point_shapes(model, resolved, self.example_input)
         if isinstance(self.example_input, torch.Tensor):  # keep its shape, not the batch
             self.example_input = tuple(self.example_input.shape[1:])
         object.__setattr__(
-            self, "_capture", PointCapture(self.point_modules, self.points, self.point_shapes)
+            self,
+            "_capture",
+            PointCapture(
+                self.point_modules,
+                self.points,
+                [(*self.positions, *shape) for shape in self.point_shapes],
+            ),
         )
         generator = seeded_generator(self.seed, self.name)
         reference = next(model.parameters())
@@ -195,7 +227,8 @@ class ProjectionRule(Rule):
         return b
 
     def projected_signal(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The signal s (n, c) sent to every point, already averaged over the batch."""
+        """The signal s (n, c), or (n, t, c) per position, sent to every point, already averaged
+        over the batch."""
         raise NotImplementedError
 
     def forward_captured(
@@ -237,7 +270,7 @@ class ProjectionRule(Rule):
         point's block receives s B_lᵀ at its output."""
         loss = self.loss(output, y)
         signal = self.projected_signal(output.detach(), y)
-        injected = [  # s B_lᵀ: 'nc,kc->nk', reshaped to the point's output (n, C, h, w)
+        injected = [  # s B_lᵀ: '...c,kc->...k', reshaped to the point's output (n, C, h, w)
             (signal @ b.T).view(h.shape) for b, h in zip(self.B, hidden, strict=True)
         ]
         loss.backward()  # the blocks are apart (detached at each point): one backward each

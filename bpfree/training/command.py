@@ -3,6 +3,7 @@
 bpfree train --rule pepita --dataset mnist             # the PEPITA paper's MNIST run
 bpfree train --config run.yaml --lr 0.05               # YAML keys, flags override them
 bpfree train --rule dfa --model lenet --option seed=3  # rule options as KEY=VALUE (YAML values)
+bpfree train --rule grape --dataset shakespeare --model transformer-lm --option points=micro
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from bpfree.core.signals import sigterm_as_interrupt
 from bpfree.data import DATASETS
+from bpfree.data.text import TEXT_DATASETS
 from bpfree.models import MODELS
 from bpfree.parallel.replicas import launched_rank
 from bpfree.rules import RULES
@@ -26,7 +28,7 @@ from bpfree.training.trainer import train
 # Flags of `bpfree train` that map one to one onto TrainConfig keys.
 TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "rule": {"help": f"learning rule: {', '.join(sorted(RULES))}"},
-    "dataset": {"help": f"dataset: {', '.join(DATASETS)}"},
+    "dataset": {"help": f"dataset: {', '.join([*DATASETS, *TEXT_DATASETS])}"},
     "model": {"help": f"network: {', '.join(MODELS)} (default mlp)"},
     "hidden": {"type": int, "nargs": "*", "help": "hidden layer widths (default: 1024)"},
     "activation": {"help": "hidden non-linearity (default: the paper's choice for the rule)"},
@@ -78,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a model option, e.g. --model-option stem=imagenet (repeatable)",
     )
     parser.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a text dataset's option: tokens, tokenizer, vocab_size, train_tokens (repeatable)",
+    )
+    parser.add_argument(
         "--option",
         action="append",
         default=[],
@@ -99,6 +108,9 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
     values["rule_options"] = key_values(values.get("rule_options"), args.option, "--option")
     values["model_options"] = key_values(
         values.get("model_options"), args.model_option, "--model-option"
+    )
+    values["data_options"] = key_values(
+        values.get("data_options"), args.data_option, "--data-option"
     )
     if args.no_diagnostics:
         values["diagnostics"] = False
@@ -125,19 +137,23 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args).resolved()
     folder = config.out or config.default_out()
     main = launched_rank() == 0  # under torchrun, rank 0 alone speaks
+    text = config.dataset in TEXT_DATASETS
     settings = {k: v for k, v in config.to_dict().items() if k not in ("out", "data_dir")}
     if main:
         tqdm.write(f"run folder: {folder}\nsettings: {settings}")
 
+    def score(split: str, row: dict[str, Any]) -> str:
+        if text:
+            return f"  {split} ppl {row[f'{split}_ppl']:.1f}"
+        return f"  {split} acc {row[f'{split}_acc']:6.2f}%"
+
     def report(row: dict[str, Any]) -> None:
-        accuracies = "".join(
-            f"  {name} {row[key]:6.2f}%"
-            for key, name in (("val_acc", "val acc"), ("test_acc", "test acc"))
-            if key in row
+        metric = "ppl" if text else "acc"
+        scores = "".join(
+            score(split, row) for split in ("train", "val", "test") if f"{split}_{metric}" in row
         )
         tqdm.write(
-            f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}  "
-            f"train acc {row['train_acc']:6.2f}%{accuracies}  "
+            f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.4f}{scores}  "
             f"{row['seconds']:5.1f}s  lr {row['lr']:.3g}"
         )
 
@@ -151,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
             message = "no epoch had finished, so nothing was saved"
         print(f"interrupted: {message}", file=sys.stderr)
         return 130
-    if main:
+    if main and text:
+        print(f"test perplexity: {result.metrics[-1]['test_ppl']:.2f}")
+    elif main:
         print(f"test accuracy: {result.test_acc:.2f}%")
     return 0

@@ -50,11 +50,15 @@ class TrainConfig:
     part in selection). ``compile`` runs the rule's step through ``torch.compile``
     (``bpfree.rules.compiled``; CUDA graphs on a GPU); a rule that cannot be captured says why
     and runs eagerly. Like ``threads``, it changes the rounding, not the run: a run may resume
-    with or without it.
+    with or without it. ``data_options`` cut a text dataset into training data
+    (``bpfree.data.text.TextOptions``: ``tokens``, ``tokenizer``, ``vocab_size``,
+    ``train_tokens``); a text trains a model of token inputs (``transformer-lm``) and keeps
+    its published validation split.
     """
 
     rule: str = "pepita"
     dataset: str = "mnist"
+    data_options: dict[str, Any] = field(default_factory=dict)
     model: str = "mlp"
     model_options: dict[str, Any] = field(default_factory=dict)
     hidden: list[int] = field(default_factory=lambda: [1024])
@@ -98,19 +102,15 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ConfigError`` naming the first value out of its range (of a resolved config:
         every paper default filled in)."""
-        from bpfree.data import DATASETS
         from bpfree.models import MODELS
         from bpfree.rules import RULES
 
         try:
-            for registry, name in (
-                (RULES, self.rule),
-                (DATASETS, self.dataset),
-                (MODELS, self.model),
-            ):
+            for registry, name in ((RULES, self.rule), (MODELS, self.model)):
                 registry.lookup(name)
             for key, check in _value_checks().items():
                 check(getattr(self, key), repr(key))
+            self._validate_data()
         except ValueError as error:
             raise ConfigError(str(error)) from None
         if self.sync_batchnorm and not self.device.startswith("cuda"):
@@ -119,16 +119,55 @@ class TrainConfig:
                 "the CPU each replica normalises with its own batch statistics"
             )
 
+    def _validate_data(self) -> None:
+        """The dataset exists, its options are valid, and model and rule can train on it."""
+        from bpfree.data import DATASETS
+        from bpfree.data.text import TEXT_DATASETS, TextOptions
+        from bpfree.models import MODELS
+        from bpfree.rules import RULES
+
+        text = self.dataset in TEXT_DATASETS
+        if not text:
+            known = ", ".join([*DATASETS, *TEXT_DATASETS])
+            if self.dataset not in DATASETS:
+                raise ValueError(f"unknown dataset {self.dataset!r}; known: {known}")
+            if self.data_options:
+                raise ValueError(
+                    f"'data_options' are options of text datasets; {self.dataset} takes none"
+                )
+            return
+        TextOptions.from_dict(self.data_options)
+        if self.val_fraction:
+            raise ValueError(
+                f"'val_fraction' holds out part of an image training set; {self.dataset} has "
+                "its own validation split, so leave it at 0"
+            )
+        if MODELS.lookup(self.model).inputs != "tokens":
+            token_models = [name for name in MODELS if MODELS[name].inputs == "tokens"]
+            raise ValueError(
+                f"model {self.model} reads images, {self.dataset} is text; use a model of "
+                f"token inputs: {', '.join(token_models)}"
+            )
+        if not RULES.lookup(self.rule).trains_sequences:
+            able = sorted(name for name in RULES if RULES[name].trains_sequences)
+            raise ValueError(
+                f"rule {self.rule} does not train a language model (one prediction per "
+                f"token); rules that do: {', '.join(able)}"
+            )
+
     def default_out(self) -> Path:
         """``runs/<dataset>-<rule>-<model>-seed<seed>``: the same run lands in the same folder.
 
-        The MLP is named by its hidden widths, e.g. ``runs/mnist-pepita-1024-seed0``.
+        The MLP is named by its hidden widths, e.g. ``runs/mnist-pepita-1024-seed0``; a named
+        setting of injection points follows the rule, e.g. ``shakespeare-dfa-micro-lm6x512``.
         """
         from bpfree.models import MODELS
 
         spec = MODELS.lookup(self.model)
         label = spec.describe({"hidden": self.hidden, **self.model_options})
-        return Path("runs") / f"{self.dataset}-{self.rule}-{label}-seed{self.seed}"
+        points = self.rule_options.get("points")
+        rule = f"{self.rule}-{points}" if isinstance(points, str) else self.rule
+        return Path("runs") / f"{self.dataset}-{rule}-{label}-seed{self.seed}"
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """Keys on which this config is a different run from the ``saved`` one (keys that may

@@ -9,24 +9,31 @@ from bpfree.core.figures import pyplot, save_figure
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str) -> bool:
-    """Plot loss and accuracy per epoch; ``False`` when matplotlib is missing."""
+    """Plot loss and accuracy (a text run: perplexity, log scale) per epoch; ``False`` when
+    matplotlib is missing."""
     plt = pyplot(path)
     if plt is None:
         return False
     epochs = [row["epoch"] for row in rows]
-    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (loss_axes, score_axes) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axes.plot(epochs, [row["train_loss"] for row in rows], label="train")
     loss_axes.set(xlabel="epoch", ylabel="loss", title="training loss")
-    acc_axes.plot(epochs, [row["train_acc"] for row in rows], label="train")
-    for key, label in (("val_acc", "validation"), ("test_acc", "test")):
-        logged = [row for row in rows if key in row]  # the test set may be read at the end only
+    metric = "ppl" if "train_ppl" in rows[0] else "acc"
+    for split, label in (("train", "train"), ("val", "validation"), ("test", "test")):
+        logged = [row for row in rows if f"{split}_{metric}" in row]  # test: maybe the end only
         if logged:
             marker = "o" if len(logged) == 1 else None
-            acc_axes.plot(
-                [r["epoch"] for r in logged], [r[key] for r in logged], label=label, marker=marker
+            score_axes.plot(
+                [r["epoch"] for r in logged],
+                [r[f"{split}_{metric}"] for r in logged],
+                label=label,
+                marker=marker,
             )
-    acc_axes.set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy")
-    acc_axes.legend()
+    if metric == "ppl":
+        score_axes.set(xlabel="epoch", ylabel="perplexity", title="perplexity", yscale="log")
+    else:
+        score_axes.set(xlabel="epoch", ylabel="accuracy [%]", title="accuracy")
+    score_axes.legend()
     save_figure(figure, path, title)
     return True
 

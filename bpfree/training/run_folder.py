@@ -2,7 +2,8 @@
 
 Files: ``config.yaml`` (the resolved settings), ``metrics.jsonl`` (one row per finished epoch),
 ``checkpoint.pt`` (the latest finished epoch: its number, config, metrics and training state),
-``checkpoint.prev.pt`` (the one before it), and the plots.
+``checkpoint.prev.pt`` (the one before it), the plots, and a text run's ``tokenizer.json``
+(trained on its training split, read back when it resumes).
 
 - The checkpoint is the truth: it holds the metrics of every epoch it includes, and
   ``metrics.jsonl`` is rewritten from it when a run resumes. An epoch is saved checkpoint first,
@@ -58,6 +59,7 @@ class RunFolder:
         self.previous_checkpoint = self.path / "checkpoint.prev.pt"
         self.curves = self.path / "curves.png"
         self.alignment = self.path / "alignment.png"
+        self.tokenizer = self.path / "tokenizer.json"
         self.lock = self.path / ".lock"
         self._writing = False
 

@@ -4,6 +4,7 @@ the replicas ``torchrun`` starts (``bpfree.parallel``)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bpfree.data import Batches, Dataset, load_dataset
+from bpfree.data import Batches, DataError, Dataset, load_dataset
 from bpfree.data.split import stratified_split
+from bpfree.data.text import TEXT_DATASETS, TextDataset, load_text_dataset
 from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.parallel import DataParallel, Replicas, join
 from bpfree.rules import CompiledStep, Rule
@@ -55,7 +58,9 @@ def train(
     Each epoch saves the checkpoint (with every epoch's metrics), then appends its row to
     ``metrics.jsonl`` (``epoch``, ``train_loss``, ``train_acc``, ``val_acc`` with a validation
     split, ``test_acc`` (after the last epoch only, with ``test_every_epoch: false``),
-    ``seconds``, ``lr`` and the diagnostics); the plots are drawn before the last row is
+    ``seconds``, ``lr`` and the diagnostics; a text run adds ``train_ppl``, ``val_ppl`` and
+    ``test_ppl``, perplexities per token, its accuracies are per token and its validation split
+    is the dataset's own); the plots are drawn before the last row is
     written, so a run whose metrics are complete has its plots. A non-finite loss or weights
     stop the run with ``TrainingDiverged``; the last finite epoch's checkpoint stays.
 
@@ -66,7 +71,8 @@ def train(
     config = config.resolved()
     replicas = join(config.device)
     device = replicas.device if replicas is not None else training_device(config.device)
-    data = load_dataset(config.dataset, config.data_dir, device=device)
+    folder = RunFolder(config.out or config.default_out())
+    data = load_data(config, device, folder, replicas)
     train_x, train_y, held_out = split_validation(data, config)
     check_batches(len(train_y), config.batch_size, replicas)
     main = replicas is None or replicas.is_main
@@ -77,8 +83,9 @@ def train(
     stepper = DataParallel(
         state.rule, state.optimizer, replicas, compiled=compiled(config, state, device)
     )
-    folder = RunFolder(config.out or config.default_out())
     with folder.writing() if main else nullcontext(), computing_threads(config.threads):
+        if main and isinstance(data, TextDataset):
+            data.tokenizer.save(folder.tokenizer)
         order = torch.Generator().manual_seed(config.seed)
         batches = Batches(train_x, train_y, config.batch_size, shuffle=True, generator=order)
         metrics = resume(folder, config, state, order, replicas)
@@ -86,10 +93,12 @@ def train(
             draw(folder, config, metrics)
         for epoch in range(len(metrics) + 1, config.epochs + 1):
             row = train_epoch(state, stepper, config, batches, epoch, progress and main)
+            if isinstance(data, TextDataset):
+                row["train_ppl"] = math.exp(row["train_loss"])
             if held_out is not None:
-                row["val_acc"] = evaluate(state.rule, *held_out, replicas=replicas)
+                row.update(scores("val", state.rule, *held_out, replicas))
             if config.test_every_epoch or epoch == config.epochs:
-                row["test_acc"] = evaluate(state.rule, data.test_x, data.test_y, replicas=replicas)
+                row.update(scores("test", state.rule, data.test_x, data.test_y, replicas))
             if config.diagnostics and main:
                 row.update(diagnose(state.rule, train_x[:256], train_y[:256]))
             metrics.append(row)
@@ -97,6 +106,39 @@ def train(
             if on_epoch is not None and main:
                 on_epoch(row)
     return RunResult(folder.path, metrics)
+
+
+def load_data(
+    config: TrainConfig, device: torch.device, folder: RunFolder, replicas: Replicas | None
+) -> Dataset:
+    """The run's dataset on ``device``. A text's tokenizer is the one saved in the run folder
+    (a resumed run), else trained by rank 0 on the training split and sent to every replica."""
+    if config.dataset not in TEXT_DATASETS:
+        return load_dataset(config.dataset, config.data_dir, device=device)
+
+    def load(tokenizer=None) -> TextDataset:
+        return load_text_dataset(
+            config.dataset,
+            config.data_dir,
+            options=config.data_options,
+            saved_tokenizer=folder.tokenizer,
+            tokenizer=tokenizer,
+            device=device,
+        )
+
+    if replicas is None:
+        return load()
+    outcome: tuple[str, Any] = ("", None)
+    if replicas.is_main:
+        try:
+            data = load()
+            outcome = ("tokenizer", data.tokenizer)
+        except (DataError, ValueError) as error:
+            outcome = ("error", error)
+    outcome = replicas.broadcast(outcome)
+    if outcome[0] == "error":
+        raise outcome[1]
+    return data if replicas.is_main else load(outcome[1])
 
 
 def compiled(
@@ -112,7 +154,10 @@ def split_validation(
     data: Dataset, config: TrainConfig
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     """The training rows and, with ``val_fraction``, the held-out (x, y) of the validation
-    split (seeded by the run's seed: the same for every run of a sweep that shares it)."""
+    split (seeded by the run's seed: the same for every run of a sweep that shares it); a text
+    keeps its published validation split."""
+    if isinstance(data, TextDataset):
+        return data.train_x, data.train_y, (data.valid_x, data.valid_y)
     if not config.val_fraction:
         return data.train_x, data.train_y, None
     split = stratified_split(data.train_y, config.val_fraction, config.seed)
@@ -236,32 +281,52 @@ def save_epoch(
     folder.write_metrics(metrics)
 
 
+def scores(
+    split: str, rule: Rule, x: torch.Tensor, y: torch.Tensor, replicas: Replicas | None
+) -> dict[str, float]:
+    """``{split}_acc`` of the rule on (x, y), and for a sequence model (one prediction per
+    token) ``{split}_ppl``, the perplexity exp(mean cross-entropy per token)."""
+    if y.dim() == 1:
+        return {f"{split}_acc": evaluate(rule, x, y, replicas=replicas)}
+    # logits of at most 2^24 values per batch (64 MB in float32)
+    rows = max(1, (1 << 24) // (y[0].numel() * rule.num_classes))
+    accuracy, loss = evaluate(rule, x, y, rows, replicas, with_loss=True)
+    return {f"{split}_acc": accuracy, f"{split}_ppl": math.exp(loss)}
+
+
 def evaluate(
     predictor: torch.nn.Module | Rule,
     x: torch.Tensor,
     y: torch.Tensor,
     batch_size: int = 1000,
     replicas: Replicas | None = None,
-) -> float:
+    *,
+    with_loss: bool = False,
+) -> float | tuple[float, float]:
     """Accuracy in percent on (x, y) of a model, or of a rule's ``predict`` (Forward-Forward
     predicts by goodness, not by the model's logits), in eval mode without autograd; split
-    across ``replicas`` (each counts its rows, the counts are summed) when given."""
+    across ``replicas`` (each counts its rows, the counts are summed) when given. Labels may be
+    a sequence model's next tokens (n, t): every token is a prediction. With ``with_loss``,
+    also the mean softmax cross-entropy of the predictions, as (accuracy, loss)."""
     model = predictor.model if isinstance(predictor, Rule) else predictor
     predict = predictor.predict if isinstance(predictor, Rule) else predictor
-    total = len(y)
+    total = y.numel()
     if replicas is not None:
-        start, stop = replicas.rows(total)
+        start, stop = replicas.rows(len(y))
         x, y = x[start:stop], y[start:stop]
     model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=y.device)
+    sums = torch.zeros(2, dtype=torch.float64, device=y.device)  # [correct, summed loss]
     with torch.no_grad():
         for xb, yb in Batches(x, y, batch_size, shuffle=False):
-            correct += (predict(xb).argmax(dim=1) == yb).sum()
+            scores = predict(xb)
+            sums[0] += (scores.argmax(dim=-1) == yb).sum()
+            if with_loss:
+                sums[1] += F.cross_entropy(scores.flatten(0, -2), yb.flatten(), reduction="sum")
     if replicas is not None:
-        counted = correct.to(torch.float64)
-        replicas.all_reduce_sum_([counted])
-        correct = counted
-    return 100.0 * int(correct.item()) / total
+        replicas.all_reduce_sum_([sums])
+    correct, loss_sum = sums.tolist()
+    accuracy = 100.0 * round(correct) / total
+    return (accuracy, loss_sum / total) if with_loss else accuracy
 
 
 def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:

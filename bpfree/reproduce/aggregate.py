@@ -48,8 +48,10 @@ class RowResult:
         """``within`` or ``outside`` the tolerance once every seed has finished."""
         if self.status != "complete":
             return self.status
-        if self.difference is None or self.row.tolerance is None:
+        if self.difference is None:
             return "no paper value"
+        if self.row.tolerance is None:
+            return "for reference"
         return "within" if abs(self.difference) <= self.row.tolerance else "outside"
 
 
@@ -75,9 +77,7 @@ def _row_result(suite: Suite, row: Row, jobs: list[Job]) -> RowResult:
             metrics = RunFolder(job.folder).read_metrics()[: job.config.epochs]
             result.seeds.append(job.seed)
             result.curves.append(metrics)
-            accuracies = [row["test_acc"] for row in metrics]
-            best = suite.metric == "best_test_acc"
-            result.values.append(max(accuracies) if best else accuracies[-1])
+            result.values.append(run_value(suite.metric, metrics))
     if len(result.seeds) == len(jobs):
         result.status = "complete"
     elif result.failures:
@@ -99,6 +99,15 @@ def _row_result(suite: Suite, row: Row, jobs: list[Job]) -> RowResult:
         result.value = statistics.fmean(result.values)
         result.std = statistics.stdev(result.values) if len(result.values) > 1 else None
     return result
+
+
+def run_value(metric: str, metrics: list[dict[str, Any]]) -> float:
+    """One run's number for the suite's metric (slowness: its last test accuracy, the curves
+    are fitted later): the last or best test accuracy, or the lowest validation perplexity."""
+    if metric == "best_val_ppl":
+        return min(row["val_ppl"] for row in metrics)
+    accuracies = [row["test_acc"] for row in metrics]
+    return max(accuracies) if metric == "best_test_acc" else accuracies[-1]
 
 
 def mean_curve(curves: list[list[dict[str, Any]]], key: str = "test_acc") -> np.ndarray:

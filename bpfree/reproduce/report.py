@@ -22,6 +22,7 @@ import numpy as np
 
 from bpfree.core.figures import pyplot, save_figure
 from bpfree.core.files import write_text
+from bpfree.data.text import TEXT_DATASETS
 from bpfree.reproduce.aggregate import RowResult, mean_curve
 from bpfree.reproduce.suite import Suite
 
@@ -81,6 +82,7 @@ def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, comm
         "test_acc": "test accuracy [%] after the last epoch",
         "best_test_acc": "best test accuracy [%] over the epochs",
         "slowness": "slowness [epochs]",
+        "best_val_ppl": "lowest validation perplexity per token over the epochs",
     }[suite.metric]
     lines = [f"## {suite.title}", ""]
     if budget:
@@ -103,7 +105,7 @@ def markdown(suite: Suite, results: list[RowResult], *, budget: int | None, comm
         "row",
         "seeds",
         "ours",
-        "accuracy per seed",
+        "perplexity per seed" if suite.metric == "best_val_ppl" else "accuracy per seed",
         "paper",
         "difference",
         "tolerance",
@@ -238,16 +240,26 @@ def _band(ax, values: np.ndarray, label: str) -> None:
 
 
 def plot_curves(results: list[RowResult], path: Path, title: str) -> bool:
-    """Mean test accuracy per epoch of each row, ± one std over seeds, one panel per dataset."""
+    """Mean test accuracy (a text: validation perplexity, log scale) per epoch of each row,
+    ± one std over seeds, one panel per dataset."""
+
+    def key(r: RowResult) -> str:
+        return "val_ppl" if "val_ppl" in r.curves[0][0] else "test_acc"
 
     def draw(ax, r: RowResult) -> None:
-        accuracy = np.array([[m["test_acc"] for m in curve] for curve in r.curves])
-        _band(ax, accuracy, f"{r.row.name} ({len(r.curves)} seeds)")
+        values = np.array([[m[key(r)] for m in curve] for curve in r.curves])
+        _band(ax, values, f"{r.row.name} ({len(r.curves)} seeds)")
+        if key(r) == "val_ppl":
+            ax.set_yscale("log")
 
-    return _plot_by_dataset(
-        results, path, title, lambda r: True, draw,
-        lambda dataset: {"ylabel": "test accuracy [%]", "title": dataset},
-    )  # fmt: skip
+    def labels(dataset: str) -> dict[str, str]:
+        text = dataset in TEXT_DATASETS
+        return {
+            "ylabel": "validation perplexity" if text else "test accuracy [%]",
+            "title": dataset,
+        }
+
+    return _plot_by_dataset(results, path, title, lambda r: True, draw, labels)
 
 
 def plot_alignment(results: list[RowResult], path: Path, title: str) -> bool:

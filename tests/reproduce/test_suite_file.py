@@ -72,3 +72,19 @@ def test_unknown_suite_and_missing_file(tmp_path):
         load_suite("nope")
     with pytest.raises(SuiteError, match="does not exist"):
         load_suite(tmp_path / "missing.yaml")
+
+
+def test_a_text_suite_takes_the_lowest_validation_perplexity_and_may_only_show_the_paper():
+    from bpfree.reproduce.aggregate import RowResult, run_value
+
+    curve = [{"val_ppl": 90.0, "test_acc": 10.0}, {"val_ppl": 70.0, "test_acc": 12.0},
+             {"val_ppl": 75.0, "test_acc": 11.0}]  # fmt: skip
+    assert run_value("best_val_ppl", curve) == 70.0
+    assert run_value("best_test_acc", curve) == 12.0 and run_value("test_acc", curve) == 11.0
+    suite = load_suite("grape-table3-text")
+    assert suite.metric == "best_val_ppl"
+    row = next(r for r in suite.rows if r.name == "micro-grape")
+    assert row.tolerance is None and row.paper.mean == 84.8
+    assert row.train_config(0).rule_options == {"points": "micro", "feedback_lr": 10.0}
+    result = RowResult(row, status="complete", seeds_planned=1, value=70.0)
+    assert result.verdict == "for reference"

@@ -23,7 +23,14 @@ from bpfree.bench.machine import machine
 from bpfree.bench.memory import memory_against_depth
 from bpfree.bench.parallel import parallel_tables
 from bpfree.bench.step_time import check_positive, time_setting
-from bpfree.bench.suites import MEMORY, SUITES, BenchSuite, get_suite, partition_rules
+from bpfree.bench.suites import (
+    MEMORY,
+    SUITES,
+    BenchSuite,
+    get_suite,
+    partition_rules,
+    rule_entry,
+)
 from bpfree.core.files import atomic_write, write_text
 from bpfree.data import DataError, Dataset, load_dataset
 from bpfree.parallel import join
@@ -121,7 +128,9 @@ def _tables(
             times = time_setting(rules, setting, device, args.rounds, args.steps, args.compile)
             yield f"suite {suite.name}, " + report.step_time_table(times, args.rounds, args.steps)
     if data is not None:
-        rules = partition_rules(args.rules or [r for suite in suites for r in suite.rules])[0]
+        entries = args.rules or [r for suite in suites for r in suite.rules]
+        plain = [entry for entry in entries if not rule_entry(entry)[1]]  # MNIST takes no points
+        rules = partition_rules(plain)[0]
         eager = epoch_seconds(rules, data, device)
         compiled = epoch_seconds(rules, data, device, compile=True) if args.compile else None
         yield report.epoch_table(eager, compiled)

@@ -5,11 +5,10 @@ check skipped as the trainer skips it (the data is checked where it is loaded)."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from bpfree.bench.suites import Setting
+from bpfree.bench.suites import Setting, rule_entry
 from bpfree.rules import CompiledStep
 from bpfree.rules.compiled import mode_for
 from bpfree.training import TrainConfig, TrainingState
@@ -37,14 +36,18 @@ class TrainingStep:
             self.compiled(x, y)
 
 
-def bench_config(rule: str, setting: Setting, seed: int = 0) -> TrainConfig:
-    """The config a benchmark trains under: the setting's model (MLPs: dropout 0.1 and the
-    paper's activation for the rule), SGD at lr 0.01 with momentum 0.9, and weight mirror
-    without its mirror phase (timed apart)."""
-    options: dict[str, Any] = {"mirror_every": 0} if rule == "wm" else {}
+def bench_config(entry: str, setting: Setting, seed: int = 0) -> TrainConfig:
+    """The config a benchmark trains under: the rule entry's rule and options
+    (``suites.rule_entry``), the setting's model (MLPs: dropout 0.1 and the paper's activation
+    for the rule), SGD at lr 0.01 with momentum 0.9, and weight mirror without its mirror phase
+    (timed apart)."""
+    rule, options = rule_entry(entry)
+    if rule == "wm":
+        options.setdefault("mirror_every", 0)
     return TrainConfig(
         rule=rule,
         model=setting.model,
+        model_options=dict(setting.model_options),
         hidden=list(setting.hidden or ()),
         dropout=0.1,
         lr=0.01,
@@ -57,8 +60,14 @@ def bench_config(rule: str, setting: Setting, seed: int = 0) -> TrainConfig:
 def random_batch(
     setting: Setting, device: torch.device, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of uniform inputs (batch, *input_shape) and random labels (batch,) on device."""
+    """A batch of uniform inputs (batch, *input_shape) and random labels (batch,) on device; of
+    a language model, random token ids (batch, L) and next tokens (batch, L)."""
     generator = torch.Generator().manual_seed(seed)
+    if setting.tokens:
+        shape = (setting.batch, *setting.input_shape)
+        x = torch.randint(0, setting.num_classes, shape, generator=generator)
+        y = torch.randint(0, setting.num_classes, shape, generator=generator)
+        return x.to(device), y.to(device)
     x = torch.rand(setting.batch, *setting.input_shape, generator=generator)
     y = torch.randint(0, setting.num_classes, (setting.batch,), generator=generator)
     return x.to(device), y.to(device)

@@ -58,7 +58,7 @@ def test_rounds_and_steps_must_be_positive(name):
 
 
 def test_unknown_suite_is_named_with_the_valid_ones():
-    valid = "foundation, feedback, projection, forward-only, conv"
+    valid = "foundation, feedback, projection, forward-only, language-model, conv"
     with pytest.raises(ValueError, match=rf"'nope'.*{valid}"):
         get_suite("nope")
 
@@ -73,7 +73,25 @@ def test_rules_bpfree_lacks_are_set_apart_and_bp_comes_first():
 def _small(setting: Setting) -> Setting:
     if setting.model == "mlp":
         return Setting("mlp", (setting.input_shape[0],), 2, (8,) * len(setting.hidden or ()))
+    if setting.tokens:
+        return Setting(setting.model, (8,), 2, num_classes=20, model_options=LM_SIZES)
     return Setting(setting.model, setting.input_shape, 2)
+
+
+LM_SIZES = (("d_model", 8), ("n_heads", 2), ("n_layers", 2), ("d_ff", 12))
+
+
+def test_a_language_model_setting_times_each_rule_with_its_points():
+    setting = Setting("transformer-lm", (8,), 4, num_classes=20, model_options=LM_SIZES)
+    x, y = random_batch(setting, CPU)
+    assert x.shape == y.shape == (4, 8) and not x.is_floating_point() and int(x.max()) < 20
+    times = time_setting(["dfa points=macro", "grape points=micro"], setting, CPU, 1, 1)
+    assert [row.rule for row in times.rows] == ["bp", "dfa points=macro", "grape points=micro"]
+    grape = build_step("grape points=micro", setting, CPU).state.rule
+    assert len(grape.points) == 6 and grape.positions == (8,)
+    assert "transformer-lm d_model=8" in setting.network and "vocabulary 20" in setting.network
+    with pytest.raises(ValueError, match="options are KEY=VALUE, got 'micro'"):
+        build_step("dfa micro", setting, CPU)
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,8 @@ class RowResult:
     row: Row
     status: str  # complete, incomplete, failed, not run, or NOT_IN_BPFREE
     seeds: list[int] = field(default_factory=list)  # the seeds whose runs finished
-    values: list[float] = field(default_factory=list)  # each seed's last (or best) test accuracy
-    value: float | None = None  # the row's number: mean accuracy, or the fitted slowness
+    values: list[float] = field(default_factory=list)  # each seed's number (run_value)
+    value: float | None = None  # the row's number: the mean over seeds, or the fitted slowness
     std: float | None = None
     fit: PlateauFit | None = None
     curves: list[list[dict[str, Any]]] = field(default_factory=list)  # metrics rows per seed

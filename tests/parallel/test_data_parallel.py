@@ -1,6 +1,7 @@
 """Data-parallel training on real ``torch.distributed`` replicas (gloo on 127.0.0.1): two
 replicas step as one process on the whole batch, for every rule, and hold the same state."""
 
+import dataclasses
 import importlib
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from bpfree.rules import RULES
-from bpfree.training import TrainConfig
+from bpfree.training import TrainConfig, train
 from bpfree.training.trainer import computing_threads
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers the forkserver imports by name
@@ -115,3 +116,45 @@ def test_sync_batchnorm_converts_every_batchnorm_of_the_model():
     model = build_model(config, (3, 8, 8), 10)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+
+
+@pytest.mark.parametrize("rule, points", [("dfa", "micro"), ("grape", "macro")])
+def test_two_replicas_train_a_language_model_as_one_process(
+    rule, points, tmp_path, make_shakespeare
+):
+    """A text run on 2 replicas: rank 0 alone trains the BPE, saves it and sends it to rank 1,
+    and without dropout the weights are those of one process on the whole batch (float32: to
+    rounding)."""
+    pytest.importorskip("tokenizers")
+    make_shakespeare(tmp_path / "data" / "shakespeare")
+    config = TrainConfig(
+        rule=rule,
+        rule_options={"points": points},
+        dataset="shakespeare",
+        data_options={"tokens": 8, "vocab_size": 300, "train_tokens": 1200},
+        model="transformer-lm",
+        model_options={"d_model": 8, "n_heads": 2, "n_layers": 2, "d_ff": 12, "dropout": 0.0},
+        lr=0.1,  # SGD: Adam would scale the key biases' rounding noise (their gradient is 0)
+        epochs=2,
+        batch_size=16,
+        threads=1,
+        diagnostics=False,
+        data_dir=str(tmp_path / "data"),
+        out=str(tmp_path / "parallel"),
+    )
+    first, second = run_replicas(cases.train_with_writes_only_on_rank_0, 2, config)
+    assert [row["val_ppl"] for row in first] == [row["val_ppl"] for row in second]
+    alone = dataclasses.replace(config, out=str(tmp_path / "alone"))
+    with computing_threads(1):
+        train(alone, progress=False)
+    tokenizers = [
+        (tmp_path / name / "tokenizer.json").read_text() for name in ("parallel", "alone")
+    ]
+    assert tokenizers[0] == tokenizers[1]
+    states = [
+        torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)["training"]
+        for name in ("parallel", "alone")
+    ]
+    for part in ("model", "rule"):
+        for key, value in states[0][part].items():
+            torch.testing.assert_close(value, states[1][part][key], rtol=1e-4, atol=1e-5, msg=key)

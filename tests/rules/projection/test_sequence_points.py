@@ -147,3 +147,23 @@ def test_a_sequence_classifier_has_one_error_per_sample(example):
     model = TinyTransformer(V, 3, d_model=8, n_heads=2, n_layers=1, max_len=T)
     rule = DFA(model, example_input=example)  # logits (n, c): a point's output is one vector
     assert rule.positions == () and rule.point_shapes == [(T, 8), (T, 8)]
+
+
+class PooledPoint(torch.nn.Module):
+    """Logits per position (n, t, c), but a point whose output is pooled over positions (n, k)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(V, 4)
+        self.pool = torch.nn.Linear(4, 4)
+        self.head = torch.nn.Linear(4, V)
+        self.blocks = torch.nn.ModuleList([self.pool])
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        return self.head(x + self.pool(x.mean(1))[:, None])
+
+
+def test_a_point_that_drops_the_output_positions_is_refused():
+    with pytest.raises(ValueError, match=r"'pool' gives outputs of shape \(4,\) per sample"):
+        DFA(PooledPoint(), example_input=torch.zeros(1, T, dtype=torch.long))

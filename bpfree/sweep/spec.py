@@ -28,6 +28,7 @@ import yaml
 
 from bpfree.core.registry import reject_unknown
 from bpfree.data import DATASETS
+from bpfree.data.text import TEXT_DATASETS
 from bpfree.sweep.space import OPTION_GROUPS, Parameter, SpecError, parse_parameter
 from bpfree.training import ConfigError, TrainConfig, TrainingState
 
@@ -194,6 +195,13 @@ def parse_spec(values: dict[str, Any], default_name: str) -> SweepSpec:
         final=_final(values.get("final") or {}),
         references={str(k): str(v) for k, v in (values.get("references") or {}).items()},
     )
+    if spec.base.get("dataset") in TEXT_DATASETS:
+        raise SpecError(
+            f"base.dataset {spec.base['dataset']!r} is a text: a sweep selects on the validation "
+            "accuracy of a split held out of an image training set, and does not yet minimise a "
+            "text's validation perplexity; sweep an image dataset, or run the text's settings "
+            "as a suite (bpfree reproduce)"
+        )
     if not spec.base.get("val_fraction"):
         raise SpecError(
             "base.val_fraction must hold out a validation split (e.g. 0.1): a sweep selects on "

@@ -45,6 +45,10 @@ BAD_SPECS = {
         {"base": {k: v for k, v in BASE.items() if k != "val_fraction"}},
         "base.val_fraction must hold out a validation split",
     ),
+    "a text dataset": (
+        {"base": {**BASE, "dataset": "shakespeare", "model": "transformer-lm"}},
+        "base.dataset 'shakespeare' is a text: .* does not yet minimise",
+    ),
     "an unknown pruner": ({"pruner": "hyperband"}, "pruner.type must be one of"),
     "an unknown objective": ({"objective": "test_acc"}, "objective must be one of"),
 }

@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         with sigterm_as_interrupt():
             result = train(config, progress=not args.no_progress, on_epoch=report)
     except KeyboardInterrupt:
-        if RunFolder(folder).checkpoint.exists():
+        saved = RunFolder(folder)
+        if saved.checkpoint.exists() or saved.previous_checkpoint.exists():
             message = f"every finished epoch is kept in {folder}; run the same command to resume"
         else:
             message = "no epoch had finished, so nothing was saved"

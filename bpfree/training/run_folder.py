@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -32,7 +33,12 @@ from typing import Any
 import torch
 import yaml
 
-from bpfree.core.files import atomic_write, remove_stale_temporaries, write_text
+from bpfree.core.files import (
+    TEMPORARY_SUFFIX,
+    atomic_write,
+    remove_stale_temporaries,
+    write_text,
+)
 from bpfree.core.locks import Locked, exclusive_lock, is_locked
 
 logger = logging.getLogger(__name__)
@@ -77,7 +83,15 @@ class RunFolder:
                 ) from None
             except OSError as error:
                 raise RunFolderError(_os_message(self.path, error)) from None
-            for name in (self.config, self.metrics, self.checkpoint, self.curves, self.alignment):
+            for name in (
+                self.config,
+                self.metrics,
+                self.checkpoint,
+                self.previous_checkpoint,
+                self.curves,
+                self.alignment,
+                self.tokenizer,
+            ):
                 remove_stale_temporaries(self.path, name.name)
             self._writing = True
             try:
@@ -144,8 +158,16 @@ class RunFolder:
             raise ValueError(f"a checkpoint needs the keys {sorted(missing)}")
 
         def keep_previous() -> None:
+            # a second name for the latest, then renamed over the previous: checkpoint.pt keeps
+            # its name until the new one replaces it, whenever an interrupt comes
             if self.checkpoint.exists():
-                os.replace(self.checkpoint, self.previous_checkpoint)
+                link = self.path / f".{self.previous_checkpoint.name}.link{TEMPORARY_SUFFIX}"
+                link.unlink(missing_ok=True)
+                try:
+                    os.link(self.checkpoint, link)
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(self.checkpoint, link)
+                os.replace(link, self.previous_checkpoint)
 
         buffer = io.BytesIO()  # serialised first, so that a full disk is an OSError naming it
         torch.save(checkpoint, buffer)

@@ -308,3 +308,37 @@ def test_sigterm_stops_training_with_the_last_epoch_kept(data_dir, tmp_path):
     assert process.returncode == 130
     assert "interrupted: every finished epoch is kept" in err
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] >= 1
+
+
+@pytest.mark.parametrize("moment", ["keeping the previous", "replacing the latest"])
+def test_an_interrupt_while_saving_a_checkpoint_leaves_the_latest_under_its_name(
+    moment, tmp_path, monkeypatch
+):
+    """checkpoint.pt is never missing: the previous one is made by a second name, not a move."""
+    folder = RunFolder(tmp_path / "run")
+    epoch = {"config": {}, "metrics": [], "training": {}, "data_order": torch.zeros(1)}
+    with folder.writing():
+        folder.save_checkpoint({**epoch, "epoch": 1})
+        folder.save_checkpoint({**epoch, "epoch": 2})
+        real_replace = os.replace
+
+        def interrupted(source, target):
+            stage = "checkpoint.prev.pt" if moment == "keeping the previous" else "checkpoint.pt"
+            if os.path.basename(target) == stage:
+                raise KeyboardInterrupt
+            real_replace(source, target)
+
+        monkeypatch.setattr(os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            folder.save_checkpoint({**epoch, "epoch": 3})
+        monkeypatch.setattr(os, "replace", real_replace)
+    assert torch.load(folder.checkpoint, weights_only=True)["epoch"] == 2
+    previous = torch.load(folder.previous_checkpoint, weights_only=True)["epoch"]
+    assert previous == (1 if moment == "keeping the previous" else 2)
+    with folder.writing():  # a new writer clears what the interrupt left
+        pass
+    assert sorted(p.name for p in folder.path.iterdir()) == [
+        ".lock",
+        "checkpoint.prev.pt",
+        "checkpoint.pt",
+    ]

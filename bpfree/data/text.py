@@ -32,7 +32,7 @@ from bpfree.core import checks
 from bpfree.core.registry import Registry, reject_unknown
 from bpfree.data.datasets import DATA_DIR_ENV, Dataset, Source, fetch, resolve_data_dir
 from bpfree.data.errors import DataError
-from bpfree.data.tokenizer import TOKENIZERS, BPETokenizer, ByteTokenizer, train_tokenizer
+from bpfree.data.tokenizer import TOKENIZERS, BPETokenizer, ByteTokenizer, train_bpe
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class TextDataset(Dataset):
     @property
     def tokens(self) -> dict[str, int]:
         """Target tokens per split."""
-        return {split: getattr(self, f"{split}_y").numel() for split in ("train", "valid", "test")}
+        return {split: getattr(self, f"{split}_y").numel() for split in SPLITS}
 
 
 def _read_wikitext(folder: Path) -> Documents:
@@ -287,7 +287,7 @@ def _tokenizer(
                 f"{options.vocab_size}; it belongs to another run"
             )
         return tokenizer
-    tokenizer = train_tokenizer("bpe", train, vocab_size=options.vocab_size)
+    tokenizer = train_bpe(train, vocab_size=options.vocab_size)
     if tokenizer.vocab_size != options.vocab_size:
         raise DataError(
             f"the training text gives a BPE of {tokenizer.vocab_size} ids, fewer than the "

@@ -3,7 +3,7 @@
 A BPE is trained on the training split only and saved beside the run (``tokenizer.json``), so
 that a resumed run, and anyone reading its results, uses the very same vocabulary.
 
->>> tokenizer = train_tokenizer("bpe", documents, vocab_size=8192)
+>>> tokenizer = train_bpe(documents, vocab_size=8192)
 >>> ids = tokenizer.encode(["To be, or not to be"])   # int64 array of token ids
 """
 
@@ -27,7 +27,6 @@ _ENCODE_BATCH = 4096
 class ByteTokenizer:
     """A text's UTF-8 bytes as its tokens: 256 ids, nothing to train or save."""
 
-    kind = "bytes"
     vocab_size = 256
 
     def encode(self, documents: Iterable[str]) -> np.ndarray:
@@ -41,8 +40,6 @@ class ByteTokenizer:
 
 class BPETokenizer:
     """A byte-level BPE (``tokenizers.Tokenizer``): every text encodes, no unknown token."""
-
-    kind = "bpe"
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
@@ -82,15 +79,8 @@ class BPETokenizer:
             ) from None
 
 
-def train_tokenizer(
-    kind: str, documents: Iterable[str], *, vocab_size: int
-) -> ByteTokenizer | BPETokenizer:
-    """A tokenizer of ``kind`` ("bpe" trained on ``documents`` to ``vocab_size`` ids, or
-    "bytes")."""
-    if kind == "bytes":
-        return ByteTokenizer()
-    if kind != "bpe":
-        raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, got {kind!r}")
+def train_bpe(documents: Iterable[str], *, vocab_size: int) -> BPETokenizer:
+    """A byte-level BPE of ``vocab_size`` ids trained on ``documents``."""
     tokenizers = require("tokenizers", extra="text", needed_for="a BPE tokenizer")
     from tokenizers import decoders, models, pre_tokenizers, trainers
 

@@ -45,6 +45,8 @@ class SelfAttention(nn.Module):
         self, d_model: int, n_heads: int, *, causal: bool = False, dropout: float = 0.0
     ) -> None:
         super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         self.n_heads, self.causal = n_heads, causal
         self.q = nn.Linear(d_model, d_model)
         self.k = nn.Linear(d_model, d_model)
@@ -145,8 +147,6 @@ class TinyTransformer(nn.Module):
         )
         if n_layers < 0:
             raise ValueError(f"n_layers must be non-negative, got {n_layers}")
-        if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         self.blocks = nn.ModuleList(
             [
                 TokenEmbedding(vocab_size, d_model, max_len),

@@ -138,8 +138,6 @@ class TransformerLM(nn.Module):
         FRACTION(dropout, "dropout")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be a multiple of n_heads ({n_heads})")
         self.embed = TokenEmbedding(vocab_size, d_model, max_len)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(

@@ -290,7 +290,7 @@ def scores(
         return {f"{split}_acc": evaluate(rule, x, y, replicas=replicas)}
     # logits of at most 2^24 values per batch (64 MB in float32)
     rows = max(1, (1 << 24) // (y[0].numel() * rule.num_classes))
-    accuracy, loss = evaluate(rule, x, y, rows, replicas, with_loss=True)
+    accuracy, loss = _evaluate(rule, x, y, rows, replicas, with_loss=True)
     return {f"{split}_acc": accuracy, f"{split}_ppl": math.exp(loss)}
 
 
@@ -300,14 +300,25 @@ def evaluate(
     y: torch.Tensor,
     batch_size: int = 1000,
     replicas: Replicas | None = None,
-    *,
-    with_loss: bool = False,
-) -> float | tuple[float, float]:
+) -> float:
     """Accuracy in percent on (x, y) of a model, or of a rule's ``predict`` (Forward-Forward
     predicts by goodness, not by the model's logits), in eval mode without autograd; split
     across ``replicas`` (each counts its rows, the counts are summed) when given. Labels may be
-    a sequence model's next tokens (n, t): every token is a prediction. With ``with_loss``,
-    also the mean softmax cross-entropy of the predictions, as (accuracy, loss)."""
+    a sequence model's next tokens (n, t): every token is a prediction."""
+    return _evaluate(predictor, x, y, batch_size, replicas, with_loss=False)[0]
+
+
+def _evaluate(
+    predictor: torch.nn.Module | Rule,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    replicas: Replicas | None,
+    *,
+    with_loss: bool,
+) -> tuple[float, float | None]:
+    """``evaluate``'s accuracy and, with ``with_loss``, the mean softmax cross-entropy of the
+    predictions (else None), from one pass."""
     model = predictor.model if isinstance(predictor, Rule) else predictor
     predict = predictor.predict if isinstance(predictor, Rule) else predictor
     total = y.numel()
@@ -325,8 +336,7 @@ def evaluate(
     if replicas is not None:
         replicas.all_reduce_sum_([sums])
     correct, loss_sum = sums.tolist()
-    accuracy = 100.0 * round(correct) / total
-    return (accuracy, loss_sum / total) if with_loss else accuracy
+    return 100.0 * round(correct) / total, loss_sum / total if with_loss else None
 
 
 def diagnose(rule: Rule, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:

@@ -23,9 +23,10 @@ autograd. Activations are ``nn.Module`` s, never in place,
 and residual additions are out of place, so hooks and replaced layers see every op.
 """
 
+from bpfree.models._common import he_uniform_
 from bpfree.models.convnet import PepitaConvNet
 from bpfree.models.lenet import LeNet, LeNet4
-from bpfree.models.mlp import ACTIVATIONS, MLP, ActivityNorm, he_uniform_
+from bpfree.models.mlp import ACTIVATIONS, MLP, ActivityNorm
 from bpfree.models.registry import MODELS, ModelSpec, build_model
 from bpfree.models.resnet import BasicBlock, ResNet, resnet18, resnet20
 from bpfree.models.spec import LayerSpec

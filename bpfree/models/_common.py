@@ -25,6 +25,36 @@ def image_hw(image_size: int | tuple[int, int]) -> tuple[int, int]:
     return hw
 
 
+INITS = ("he-uniform", "torch-default")
+
+
+def he_uniform_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``weight`` (out, in, ...) from U[-√(6/fan_in), √(6/fan_in)] (He et al. 2015)."""
+    fan_in = weight[0].numel()
+    bound = math.sqrt(6.0 / fan_in)
+    with torch.no_grad():
+        return weight.uniform_(-bound, bound, generator=generator)
+
+
+def initialize_(layer: nn.Linear | nn.Conv2d, init: str, generator: torch.Generator | None) -> None:
+    """Draw a layer's weights and bias from ``generator``, as ``init`` names:
+
+    ``"he-uniform"``: W from U(±√(6/fan_in)), b = 0 (the PEPITA paper's Table 2);
+    ``"torch-default"``: W and b from U(±1/√fan_in), the distribution of PyTorch's
+    ``nn.Linear``/``nn.Conv2d`` ``reset_parameters`` (Kaiming-uniform with a = √5), which the
+    ICML conv script and Frenkel et al.'s DRTP code keep.
+    """
+    if init == "he-uniform":
+        he_uniform_(layer.weight, generator)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+        return
+    bound = 1.0 / math.sqrt(layer.weight[0].numel())
+    for tensor in (layer.weight, layer.bias):
+        if tensor is not None:
+            nn.init.uniform_(tensor, -bound, bound, generator=generator)
+
+
 def kaiming_init_(
     model: nn.Module, generator: torch.Generator | None, *, linear_std: float | None
 ) -> None:

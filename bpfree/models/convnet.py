@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bpfree.models._common import check_positive, image_hw
-from bpfree.models.mlp import he_uniform_
+from bpfree.models._common import INITS, check_positive, image_hw, initialize_
 from bpfree.models.spec import LayerSpec
 
 
@@ -15,9 +14,10 @@ class PepitaConvNet(nn.Module):
 
     The convolutional model of the PEPITA paper (Dellaferrera & Kreiman, ICML 2022, Appendix A,
     Table 2: "CONV1:32,5,1" then "FC1:10" or "FC1:100"), with He-uniform weights
-    U[-√(6/fan_in), √(6/fan_in)]. The convolution is unpadded, so an (h, w) image gives
-    32 maps of ((h-4)//2, (w-4)//2) after pooling: 32·12·12 = 4608 features for MNIST,
-    32·14·14 = 6272 for CIFAR.
+    U[-√(6/fan_in), √(6/fan_in)] (``init="torch-default"``: PyTorch's U(±1/√fan_in), which
+    the ICML conv script keeps because its ``--w_init`` is never applied). The convolution is
+    unpadded, so an (h, w) image gives 32 maps of ((h-4)//2, (w-4)//2) after pooling:
+    32·12·12 = 4608 features for MNIST, 32·14·14 = 6272 for CIFAR.
 
     Structure: ``blocks = [Sequential(Conv2d, ReLU, MaxPool2d)]``, ``head = Sequential(Flatten,
     Linear)``; ``forward(x) = head(blocks[0](x))``.
@@ -26,6 +26,7 @@ class PepitaConvNet(nn.Module):
         in_channels: channels c of the input images.
         num_classes: number of classes c of the logits.
         image_size: input height and width, an int for square images or an (h, w) pair.
+        init: ``"he-uniform"`` (default) or ``"torch-default"`` (``models._common.initialize_``).
         generator: random source of the initial weights (default: torch's global one).
 
     Shapes: x (n, in_channels, h, w) → logits (n, num_classes).
@@ -42,6 +43,7 @@ class PepitaConvNet(nn.Module):
         num_classes: int,
         *,
         image_size: int | tuple[int, int],
+        init: str = "he-uniform",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -52,13 +54,15 @@ class PepitaConvNet(nn.Module):
                 f"PepitaConvNet needs images of at least 6×6 (5×5 convolution, then 2×2 "
                 f"pooling), got image_size {(h, w)}"
             )
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.image_size = (h, w)
         conv = nn.Conv2d(in_channels, 32, kernel_size=5, stride=1, bias=False)
         self.blocks = nn.ModuleList([nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(2))])
         features = 32 * ((h - 4) // 2) * ((w - 4) // 2)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(features, num_classes, bias=False))
-        he_uniform_(conv.weight, generator)
-        he_uniform_(self.head[1].weight, generator)
+        initialize_(conv, init, generator)
+        initialize_(self.head[1], init, generator)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

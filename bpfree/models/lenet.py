@@ -8,8 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from bpfree.models._common import check_positive, image_hw
-from bpfree.models.mlp import he_uniform_
+from bpfree.models._common import check_positive, he_uniform_, image_hw
 
 
 class _LeNetFamily(nn.Module):

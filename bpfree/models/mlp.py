@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from bpfree.models._common import INITS, initialize_
 from bpfree.models.spec import LayerSpec
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -46,14 +47,6 @@ class ActivityNorm(nn.Module):
         return repr(self.kind)
 
 
-def he_uniform_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Fill ``weight`` (out, in, ...) from U[-√(6/fan_in), √(6/fan_in)] (He et al. 2015)."""
-    fan_in = weight[0].numel()
-    bound = math.sqrt(6.0 / fan_in)
-    with torch.no_grad():
-        return weight.uniform_(-bound, bound, generator=generator)
-
-
 class MLP(nn.Module):
     """A stack of ``nn.Linear`` layers: ``len(sizes) - 1`` of them, the last one giving logits.
 
@@ -61,15 +54,20 @@ class MLP(nn.Module):
     ``normalization``); the output layer is a bare
     ``Linear`` (its logits go to a softmax or sigmoid inside the learning rule's loss). Inputs of
     any shape are flattened to ``(batch, sizes[0])``. Weights are He-uniform, as in the PEPITA
-    paper (ICML 2022, Table 2); biases, when enabled, start at zero.
+    paper (ICML 2022, Table 2), biases, when enabled, zero; ``init="torch-default"`` draws
+    both as ``nn.Linear`` does (see ``initialize_``).
 
     Args:
         sizes: layer widths, input first and number of classes last, e.g. ``(784, 1024, 10)``.
         activation: hidden non-linearity, one of ``relu``, ``tanh``, ``sigmoid``, ``identity``.
         dropout: drop probability after each hidden layer.
+        input_dropout: drop probability of the input features (pixels) before the first layer,
+            as in Frenkel et al.'s DRTP code, which drops every layer's input. Rules that walk
+            the layer specs (the PEPITA family) refuse it.
         bias: whether the linear layers have biases (the papers use none).
         normalization: ``None``, ``"frobenius"`` or ``"per-sample"``: divide each hidden
             layer's activity by its norm (``ActivityNorm``; ICLR 2024 Sec. 4.1).
+        init: ``"he-uniform"`` (default) or ``"torch-default"``.
         generator: random source of the initial weights (default: torch's global one).
 
     Example:
@@ -86,6 +84,8 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         bias: bool = False,
         normalization: str | None = None,
+        input_dropout: float = 0.0,
+        init: str = "he-uniform",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -94,8 +94,11 @@ class MLP(nn.Module):
             raise ValueError(f"sizes must hold at least two positive widths, got {sizes}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {rate}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.sizes = sizes
         self.activation = activation
         self.dropout = dropout
@@ -111,10 +114,9 @@ class MLP(nn.Module):
             for n_in, n_out in itertools.pairwise(sizes[:-1])
         )
         self.head = nn.Linear(sizes[-2], sizes[-1], bias=bias)
+        self.input_dropout = nn.Dropout(input_dropout) if input_dropout else None
         for layer in self.linears:
-            he_uniform_(layer.weight, generator)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+            initialize_(layer, init, generator)
 
     @property
     def input_shape(self) -> tuple[int]:
@@ -123,6 +125,11 @@ class MLP(nn.Module):
 
     def layer_specs(self) -> list[LayerSpec]:
         """Each hidden block as (Linear, activation, dropout, normalisation), then the head."""
+        if self.input_dropout is not None:
+            raise ValueError(
+                "a layer spec has no dropout of the inputs, so a rule that walks the layers "
+                "cannot train an MLP with input_dropout; set input_dropout to 0"
+            )
         hidden = [
             LayerSpec(block[0], block[1], block[2].p, block[3] if len(block) == 4 else None)
             for block in self.blocks
@@ -145,6 +152,8 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.flatten(x)
+        if self.input_dropout is not None:
+            h = self.input_dropout(h)
         for block in self.blocks:
             h = block(h)
         return self.head(h)

@@ -79,11 +79,20 @@ for _spec in (
     ModelSpec(
         "mlp",
         _mlp,
-        ("hidden", "activation", "dropout", "bias", "normalization", "generator"),
+        (
+            "hidden",
+            "activation",
+            "dropout",
+            "bias",
+            "normalization",
+            "input_dropout",
+            "init",
+            "generator",
+        ),
         _fixed(1),
         label=lambda options: "x".join(map(str, options.get("hidden", [1024]))) or "linear",
     ),
-    ModelSpec("pepita-conv", _sized(PepitaConvNet), ("generator",), _fixed(6)),  # 5×5, pool
+    ModelSpec("pepita-conv", _sized(PepitaConvNet), ("init", "generator"), _fixed(6)),  # 5×5, pool
     ModelSpec("lenet", _sized(LeNet), ("generator",), _fixed(12)),  # two convs, two pools
     ModelSpec("lenet4", _sized(LeNet4), ("generator",), _fixed(12)),
     ModelSpec("resnet20", _channels(resnet20), ("generator",), _fixed(4)),  # two stride-2 stages
@@ -117,7 +126,8 @@ def build_model(
     The input shape sets each model's input channels and, where it has them, image size; for
     ``"mlp"`` it sets ``sizes = (C·H·W, *hidden, num_classes)``. ``options`` go to the model
     (``MODELS[name].options`` lists them): ``mlp`` takes ``hidden`` (default ``[1024]``),
-    ``activation``, ``dropout``, ``bias``, ``normalization``; ``resnet18`` ``stem``
+    ``activation``, ``dropout``, ``bias``, ``normalization``, ``input_dropout``, ``init``;
+    ``pepita-conv`` ``init``; ``resnet18`` ``stem``
     (``"cifar"`` or ``"imagenet"``); ``alexnet`` ``batch_norm``; ``vgg16`` ``batch_norm`` and
     ``width``; ``transformer-lm`` ``d_model``, ``n_heads``, ``n_layers``, ``d_ff``,
     ``dropout``, ``norm``; every model ``generator``.

@@ -38,6 +38,7 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "optimizer": {"help": "sgd (with momentum, the default) or adam"},
     "lr": {"type": float, "help": "learning rate (default: ICML 2022 Table 2 for rule, dataset)"},
     "momentum": {"type": float, "help": "SGD momentum (0.9)"},
+    "nesterov": {"action": "store_const", "const": True, "help": "Nesterov's SGD momentum"},
     "weight_decay": {"type": float, "help": "SGD weight decay (0)"},
     "warmup_weight_decay": {"type": float, "help": "weight decay of the first epoch only"},
     "lr_schedule": {
@@ -61,6 +62,11 @@ TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "val_fraction": {
         "type": float,
         "help": "hold out this fraction of every class of the training set; log val_acc (0)",
+    },
+    "standardize": {
+        "action": "store_const",
+        "const": True,
+        "help": "shift and scale each image channel by the training images' mean and std",
     },
     "data_dir": {"help": "folder holding the datasets (else $BPFREE_DATA, else ~/.cache/bpfree)"},
     "out": {"help": "run folder (default: runs/<dataset>-<rule>-<hidden>-seed<seed>)"},

@@ -35,9 +35,10 @@ class TrainConfig:
     the dataset and rule (see ``paper_defaults``); ``resolved()`` fills them in. ``hidden``,
     ``activation``, ``dropout`` and ``bias`` shape the ``mlp`` model; other models take
     ``model_options``. ``warmup_weight_decay`` replaces ``weight_decay`` in the first epoch (the
-    PFA paper's schedule). ``optimizer`` is ``sgd`` (with ``momentum``) or ``adam`` (torch's
-    defaults for its betas); ``lr_schedule`` ``step`` multiplies the rate by ``lr_decay`` at each
-    of ``decay_epochs``, ``exponential`` after every epoch (GrAPE's ×0.95). ``diagnostics`` logs
+    PFA paper's schedule). ``optimizer`` is ``sgd`` (with ``momentum``, Nesterov's with
+    ``nesterov``) or ``adam`` (torch's defaults for its betas); ``lr_schedule`` ``step``
+    multiplies the rate by ``lr_decay`` at each of ``decay_epochs``, ``exponential`` after
+    every epoch (GrAPE's ×0.95). ``diagnostics`` logs
     alignment and update cosines each epoch. ``threads`` is the number of CPU threads the run
     computes with (None: torch's default): a run's weights are bitwise reproducible for a fixed
     number, which may differ between two runs of the same settings (and between the two parts
@@ -53,7 +54,9 @@ class TrainConfig:
     with or without it. ``data_options`` cut a text dataset into training data
     (``bpfree.data.text.TextOptions``: ``tokens``, ``tokenizer``, ``vocab_size``,
     ``train_tokens``); a text trains a model of token inputs (``transformer-lm``) and keeps
-    its published validation split.
+    its published validation split. ``standardize`` shifts and scales every image channel by
+    the mean and std of the training images' values in it (Frenkel et al.'s CIFAR-10
+    preprocessing; by default images stay in [0, 1], as in the papers' Table 2).
     """
 
     rule: str = "pepita"
@@ -70,6 +73,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: float | None = None
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 0.0
     warmup_weight_decay: float | None = None
     lr_schedule: str = "step"
@@ -80,6 +84,7 @@ class TrainConfig:
     threads: int | None = None
     sync_batchnorm: bool = False
     data_dir: str | None = None
+    standardize: bool = False
     out: str | None = None
     rule_options: dict[str, Any] = field(default_factory=dict)
     diagnostics: bool = True
@@ -113,6 +118,11 @@ class TrainConfig:
             self._validate_data()
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if self.nesterov and (self.optimizer != "sgd" or not self.momentum):
+            raise ConfigError(
+                f"'nesterov' is a kind of SGD momentum; it needs optimizer sgd and a momentum "
+                f"above 0, got optimizer {self.optimizer} with momentum {self.momentum}"
+            )
         if self.sync_batchnorm and not self.device.startswith("cuda"):
             raise ConfigError(
                 "'sync_batchnorm' needs device cuda: torch's SyncBatchNorm runs on GPUs only; on "
@@ -137,6 +147,10 @@ class TrainConfig:
                 )
             return
         TextOptions.from_dict(self.data_options)
+        if self.standardize:
+            raise ValueError(
+                f"'standardize' scales image channels; {self.dataset} is text, so leave it off"
+            )
         if self.val_fraction:
             raise ValueError(
                 f"'val_fraction' holds out part of an image training set; {self.dataset} has "
@@ -262,6 +276,8 @@ def _value_checks() -> dict[str, Check]:
         "lr_schedule": checks.one_of(*LR_SCHEDULES),
         "lr": checks.POSITIVE,
         "momentum": checks.FRACTION,
+        "nesterov": checks.BOOLEAN,
+        "standardize": checks.BOOLEAN,
         "weight_decay": checks.NON_NEGATIVE,
         "warmup_weight_decay": checks.optional(checks.NON_NEGATIVE),
         "lr_decay": checks.UNIT_INTERVAL,

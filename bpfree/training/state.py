@@ -127,8 +127,9 @@ def build_rule(config: TrainConfig, model: nn.Module, input_shape: tuple[int, ..
 
 
 def build_optimizer(config: TrainConfig, rule: Rule) -> torch.optim.Optimizer:
-    """SGD with momentum (the papers' default) or Adam, with the config's weight decay, over
-    every parameter the rule trains (plastic feedback too: KP's B, PFA's R)."""
+    """SGD with momentum (the papers' default; Nesterov's with ``nesterov``) or Adam, with the
+    config's weight decay, over every parameter the rule trains (plastic feedback too: KP's B,
+    PFA's R)."""
     if config.optimizer == "adam":
         return optimizer(rule, torch.optim.Adam, lr=config.lr, weight_decay=config.weight_decay)
     return optimizer(
@@ -136,6 +137,7 @@ def build_optimizer(config: TrainConfig, rule: Rule) -> torch.optim.Optimizer:
         torch.optim.SGD,
         lr=config.lr,
         momentum=config.momentum,
+        nesterov=config.nesterov,
         weight_decay=config.weight_decay,
     )
 

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from bpfree.data import Batches, DataError, Dataset, load_dataset
 from bpfree.data.split import stratified_split
+from bpfree.data.standardize import standardized
 from bpfree.data.text import TEXT_DATASETS, TextDataset, load_text_dataset
 from bpfree.diagnostics import update_cosines, weight_diagnostics
 from bpfree.parallel import DataParallel, Replicas, join
@@ -111,10 +112,12 @@ def train(
 def load_data(
     config: TrainConfig, device: torch.device, folder: RunFolder, replicas: Replicas | None
 ) -> Dataset:
-    """The run's dataset on ``device``. A text's tokenizer is the one saved in the run folder
-    (a resumed run), else trained by rank 0 on the training split and sent to every replica."""
+    """The run's dataset on ``device`` (images standardized per channel with ``standardize``). A
+    text's tokenizer is the one saved in the run folder (a resumed run), else trained by rank 0
+    on the training split and sent to every replica."""
     if config.dataset not in TEXT_DATASETS:
-        return load_dataset(config.dataset, config.data_dir, device=device)
+        data = load_dataset(config.dataset, config.data_dir, device=device)
+        return standardized(data) if config.standardize else data
 
     def load(tokenizer=None) -> TextDataset:
         return load_text_dataset(

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import bpfree
 from bpfree.models import MLP, MODELS, LeNet, LeNet4, PepitaConvNet, build_model
 
 
@@ -110,3 +111,56 @@ def test_resnets_down_sample_the_minimum_size_to_one_pixel(name, options, least)
     for block in model.blocks:
         x = block(x)
     assert x.shape[-2:] == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [("mlp", {"hidden": [30], "bias": True}), ("pepita-conv", {})]
+)
+def test_torch_default_init_draws_weights_and_biases_within_one_over_root_fan_in(name, options):
+    """``init="torch-default"``: U(±1/√fan_in), as nn.Linear / nn.Conv2d reset their parameters;
+    the default He-uniform bound is √6 times wider, with zero biases."""
+    bounds = {}
+    for init in ("he-uniform", "torch-default"):
+        model = build_model(name, input_shape=(3, 12, 12), num_classes=10, init=init, **options)
+        layers = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+        for layer in layers:
+            fan_in = layer.weight[0].numel()
+            bound = fan_in**-0.5 * (6**0.5 if init == "he-uniform" else 1.0)
+            assert layer.weight.abs().max() <= bound
+            assert layer.weight.abs().max() > 0.9 * bound
+            if layer.bias is not None:
+                assert (layer.bias.abs().max() > 0) == (init == "torch-default")
+                assert layer.bias.abs().max() <= bound
+        bounds[init] = layers[0].weight.abs().max()
+    assert bounds["he-uniform"] > 2 * bounds["torch-default"]
+
+
+@pytest.mark.parametrize("name", ["mlp", "pepita-conv"])
+def test_an_unknown_init_is_named(name):
+    with pytest.raises(ValueError, match="init must be one of he-uniform, torch-default"):
+        build_model(name, input_shape=(1, 8, 8), num_classes=10, init="lecun")
+
+
+def test_input_dropout_drops_pixels_in_training_only():
+    """MLP(input_dropout=p) equals the same MLP fed the dropped-out input (Frenkel et al.'s
+    code drops every block's input, pixels included); in eval mode it is the plain MLP."""
+    make = dict(input_shape=(1, 4, 4), num_classes=3, hidden=[5], dropout=0.0)
+    plain = build_model("mlp", generator=torch.Generator().manual_seed(0), **make)
+    dropped = build_model(
+        "mlp", generator=torch.Generator().manual_seed(0), input_dropout=0.5, **make
+    )
+    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(2)
+    out = dropped(x)
+    torch.manual_seed(2)
+    expected = plain(torch.nn.functional.dropout(x.flatten(1), 0.5))
+    torch.testing.assert_close(out, expected)
+    dropped.eval()
+    torch.testing.assert_close(dropped(x), plain(x))
+
+
+def test_rules_that_walk_the_layers_refuse_input_dropout():
+    model = build_model("mlp", input_shape=(1, 4, 4), num_classes=3, input_dropout=0.1)
+    with pytest.raises(ValueError, match="cannot train an MLP with input_dropout"):
+        bpfree.build("pepita", model)
+    bpfree.build("drtp", model)  # a rule that runs the model's forward takes it

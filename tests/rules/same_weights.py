@@ -36,7 +36,7 @@ MODELS = {
 }
 # Options that hold extra state or take another path, beside every rule's defaults.
 VARIANTS: dict[str, list[dict]] = {
-    "fa": [{"sparsity": 0.5}, {"scale": 0.5}],
+    "fa": [{"sparsity": 0.5}, {"scale": 0.5}, {"feedback_init": "xavier-uniform"}],
     "wm": [{"pre_mirror_steps": 2}],
     "pfa": [{"sparsity": 0.5}],
     "pfa-o": [{"expansion": 2.0}],
@@ -49,8 +49,10 @@ VARIANTS: dict[str, list[dict]] = {
         {"perturbation": "random", "amplitude": 0.1},
         {"perturbation": "projected-random", "amplitude": 0.1},
         {"conv_average": "reference-code"},
+        {"conv_average": "reference-code", "conv_sign": "reference-code"},
     ],
     "pepita-wm": [{"pre_mirror_steps": 2, "mirror_every": 2}],
+    "pepita-time-local": [{"modulated_masks": "redrawn"}],
     "ff": [{"negatives": "hybrid"}],
 }
 

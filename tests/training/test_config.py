@@ -67,6 +67,12 @@ def test_values_out_of_range_are_named(values, key):
         TrainConfig(**values).resolved()
 
 
+@pytest.mark.parametrize("values", [{"optimizer": "adam"}, {"momentum": 0.0}])
+def test_nesterov_needs_sgd_with_momentum(values):
+    with pytest.raises(ConfigError, match="'nesterov' is a kind of SGD momentum; it needs"):
+        TrainConfig(nesterov=True, **values).resolved()
+
+
 def test_missing_and_broken_files(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         TrainConfig.from_yaml(tmp_path / "nope.yaml")

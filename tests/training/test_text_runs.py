@@ -98,6 +98,7 @@ def test_a_resumed_text_run_equals_an_uninterrupted_one(rule, points, text_dir, 
         ({"data_options": {"context": 8}}, "unknown option 'context'"),
         ({"dataset": "mnist"}, "'data_options' are options of text datasets"),
         ({"dataset": "wikitext-5"}, "unknown dataset 'wikitext-5'"),
+        ({"standardize": True}, "'standardize' scales image channels; shakespeare is text"),
     ],
 )
 def test_bad_text_settings_are_refused_before_anything_runs(changes, message, tmp_path):

@@ -234,3 +234,21 @@ def test_a_compiled_run_resumed_equals_the_uninterrupted_compiled_run(data_dir, 
     resumed = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)["training"]
     for name, value in whole["model"].items():
         assert torch.equal(resumed["model"][name], value), name
+
+
+def test_frenkels_conventions_reach_the_run(data_dir, tmp_path):
+    """DRTP as Frenkel et al.'s code trains it: biases, PyTorch's initialisation, dropped
+    pixels, standardized inputs and Nesterov momentum, each where the run uses it."""
+    model_options = {"init": "torch-default", "input_dropout": 0.1}
+    settings = dict(bias=True, standardize=True, nesterov=True, model_options=model_options)
+    config = tiny_config(data_dir, tmp_path / "run", rule="drtp", **settings).resolved()
+    data = trainer.load_data(config, torch.device("cpu"), None, None)
+    pixels = data.train_x.double()
+    torch.testing.assert_close(pixels.mean(), torch.tensor(0.0, dtype=torch.float64))
+    torch.testing.assert_close(pixels.std(correction=0), torch.tensor(1.0, dtype=torch.float64))
+    model = build_model(config, data.input_shape, data.num_classes)
+    assert model.input_dropout.p == 0.1
+    train(config, progress=False)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["training"]
+    assert saved["optimizer"]["param_groups"][0]["nesterov"] is True
+    assert saved["model"]["blocks.0.0.bias"].abs().max() > 0

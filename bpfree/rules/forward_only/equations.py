@@ -13,7 +13,7 @@ import torch
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.activations import activation_of
 from bpfree.rules.common.losses import cross_entropy_error, one_hot
-from bpfree.rules.common.walk import CONV_AVERAGES, ConvLayer, LayerStack, WalkLayer
+from bpfree.rules.common.walk import ConvLayer, LayerStack, WalkLayer
 from bpfree.rules.forward_only.mechanism import ModulatedInputRule, Term
 
 # ``rule`` below is a TwoPassRule (two_pass.py, which imports this module): its terms,
@@ -116,13 +116,13 @@ def linearised_differences(
 
 def layer_update(layer: WalkLayer, terms: tuple[Term, ...], symbols, n: int) -> Update:
     """ΔW = (1/n) Σ_k post_kᵀ P(pre_k), Δb = (1/n) Σ_k Σ_samples post_k (a convolution: the
-    correlation of each filter with its inputs, divided as its ``average`` says)."""
+    correlation of each filter with its inputs, divided and signed as its ``divisor`` says)."""
     weight = bias = None
     for term in terms:
         post, pre = symbols[term.post](), layer.inputs(symbols[term.pre]())
         if isinstance(layer, ConvLayer):
             c = layer.conv
-            divisor = CONV_AVERAGES[layer.average](n, post.shape[-2] * post.shape[-1])
+            divisor = layer.divisor(n, post.shape[-2] * post.shape[-1])
             dw = torch.nn.grad.conv2d_weight(
                 pre, c.weight.shape, post, c.stride, c.padding, c.dilation, c.groups
             )

@@ -8,7 +8,7 @@ from torch import nn
 
 from bpfree.core.checks import NON_NEGATIVE, one_of
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.walk import CONV_AVERAGES
+from bpfree.rules.common.walk import CONV_AVERAGES, CONV_SIGNS
 from bpfree.rules.forward_only.mechanism import Term, TwoPassTerms
 from bpfree.rules.forward_only.two_pass import TwoPassRule
 from bpfree.rules.registry import register
@@ -58,7 +58,12 @@ class PEPITA(TwoPassRule):
             ``"products"``, their number n·p (Sec. 3.3 step 3); ``"reference-code"``, n²·p, as
             the ICML code does (it averages over batch and positions, then divides by the batch
             size again: at batch 100 the filters learn 100 times slower); or
-            ``"reference-code-sqrt"``, n²·√p (that code's --sqrt_conv).
+            ``"reference-code-sqrt"``, n²·√p (that code's --sqrt_conv). Each divides the
+            update Sec. 3.3 defines, with the sign of eqs. 3-4, whatever ``conv_sign`` is.
+        conv_sign: the sign of the filter update: ``"paper"`` (that of Sec. 3.3 and eqs. 3-4,
+            W ← W − η ΔW like the dense layers) or ``"reference-code"`` (−ΔW: the ICML code
+            moves its filters by +η ΔW while its dense layers move by −η ΔW; main_pytorch.py
+            l.443-503).
         seed: seed of the generator drawing F.
         implementation: ``"fast"`` or ``"equations"`` (the same updates; see above).
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
@@ -81,6 +86,7 @@ class PEPITA(TwoPassRule):
     perturbation = Option("error", one_of("error", "projected-random", "random"))
     amplitude = Option(0.0, NON_NEGATIVE)
     conv_average = Option("products", one_of(*CONV_AVERAGES))
+    conv_sign = Option("paper", one_of(*CONV_SIGNS))
 
     def __init__(self, model: nn.Module, **options: Any) -> None:
         super().__init__(model, **options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bpfree.core.checks import SIGN
+from bpfree.core.checks import SIGN, one_of
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.losses import cross_entropy_error, one_hot
 from bpfree.rules.common.options import Option
@@ -24,8 +24,8 @@ class PEPITATimeLocal(ModulatedInputRule):
     with h_0 = x, h_0^err = x + s F e, e = y − t from the end of the clean pass, and the
     modulated pass running on the weights the clean pass already changed. A pass holds only the
     layer it is at: nothing of the clean pass is stored for the modulated one but x, e and the
-    seed its dropout masks came from (the modulated pass redraws the same masks), so the memory
-    of a step does not grow with depth.
+    seed its dropout masks came from (the modulated pass redraws the same masks, unless
+    ``modulated_masks="redrawn"``), so the memory of a step does not grow with depth.
 
     The updates are applied by the optimizer built with ``bpfree.optimizer(rule, ...)`` (the
     trainer builds its own so): one optimizer step per layer and pass, each touching only that
@@ -45,6 +45,10 @@ class PEPITATimeLocal(ModulatedInputRule):
     Args:
         model: a ``bpfree.models.MLP`` (or a model that describes its dense layers alike).
         sign: s, −1 for x − F e (ICLR 2024, the default) or +1.
+        modulated_masks: the dropout masks of the modulated pass: ``"shared"`` (the clean
+            pass's, as PEPITA shares them; the default) or ``"redrawn"`` (fresh ones, as the ICLR
+            code's "mixed_tl" mode draws them: its second forward call, FCnet.py l.190, runs
+            its dropout layers again).
         f_scale: F is uniform in ±f_scale·√(6 / i).
         seed: seed of the generator drawing F.
         num_classes: inferred from the model's last ``nn.Linear`` when omitted.
@@ -58,6 +62,7 @@ class PEPITATimeLocal(ModulatedInputRule):
     applies_own_updates = True
 
     sign = Option(-1, SIGN)
+    modulated_masks = Option("shared", one_of("shared", "redrawn"))
 
     @torch.no_grad()
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
@@ -70,8 +75,10 @@ class PEPITATimeLocal(ModulatedInputRule):
             )
         n, hidden, output = x.shape[0], self.stack.hidden, self.stack.output
         t = one_hot(y, self.num_classes, x.dtype)
-        # Both passes share each layer's dropout mask without holding them all.
+        # Both passes share each layer's dropout mask without holding them all (or the
+        # modulated pass draws its own).
         masks = self.stack.replayable_masks(n, x)
+        redrawn = self.modulated_masks == "redrawn"
 
         h = x  # clean pass: the terms h_l h_{l−1}ᵀ and y h_{L−1}ᵀ
         for layer, mask in zip(hidden, masks(), strict=True):
@@ -82,7 +89,8 @@ class PEPITATimeLocal(ModulatedInputRule):
         self.apply(output, y_soft, h, n)
 
         h = torch.addmm(x, e, self.F.T, alpha=self.sign)  # modulated pass on x + s F e:
-        for layer, mask in zip(hidden, masks(), strict=True):  # −h_l^err (h_{l−1}^err)ᵀ
+        modulated_masks = self.stack.dropout_mask_stream(n, x) if redrawn else masks()
+        for layer, mask in zip(hidden, modulated_masks, strict=True):  # −h_l^err (h_{l−1}^err)ᵀ
             h_prev, h = h, layer.forward(h, mask)
             self.apply(layer, -h, h_prev, n)
         self.apply(output, -t, h, n)  # −t (h_{L−1}^err)ᵀ

@@ -29,12 +29,13 @@ class TwoPassRule(ModulatedInputRule):
     perturbation: str = "error"
     amplitude: float = 0.0
     conv_average: str = "products"
+    conv_sign: str = "paper"
 
     implementation = Option("fast", one_of("fast", "equations"))
 
     def __init__(self, model: nn.Module, **options: Any) -> None:
         super().__init__(model, **options)
-        self.stack.average_conv_updates(self.conv_average)
+        self.stack.average_conv_updates(self.conv_average, self.conv_sign)
         if self.modulation == "linear" and not self.terms.reads_clean_inputs:
             raise ValueError(f"{self.name}: a linear modulated pass has no h_err to multiply")
 

@@ -106,3 +106,19 @@ def test_feedback_scale_scales_the_hidden_update_and_zero_freezes_it():
         torch.testing.assert_close(g, grads[1.0][-1], rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="scale must be a non-negative number"):
         FA(MLP((6, 5, 3)), scale=-1.0)
+
+
+def test_xavier_feedback_is_the_he_draw_rescaled_to_glorots_bound():
+    """From the same stream, ``feedback_init="xavier-uniform"`` draws each B_l as the He-uniform
+    B_l times √(6 / (fan_in + fan_out)) / √(6 / fan_in), fans of W_l (a kernel counts its area)."""
+    from bpfree.models import PepitaConvNet
+
+    model = PepitaConvNet(3, 10, image_size=32).double()
+    he, xavier = (FA(model, feedback_init=i).double() for i in ("he-uniform", "xavier-uniform"))
+    for layer, b_he, b_xavier in zip(he.layers, he.B, xavier.B, strict=True):
+        w = layer.weight
+        area = w[0][0].numel() if w.dim() > 2 else 1
+        fan_in, fan_out = w.shape[1] * area, w.shape[0] * area
+        torch.testing.assert_close(b_xavier, b_he * (fan_in / (fan_in + fan_out)) ** 0.5)
+    with pytest.raises(ValueError, match="feedback_init must be one of he-uniform"):
+        FA(MLP((6, 5, 3)), feedback_init="normal")

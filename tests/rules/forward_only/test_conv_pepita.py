@@ -29,12 +29,18 @@ def per_position_update(delta: torch.Tensor, inputs: torch.Tensor, k: int) -> to
 REFERENCE_CODE_FACTORS = {"products": 1.0, "reference-code": 1 / 2, "reference-code-sqrt": 4 / 2}
 
 
+# The ICML code moves its filters by +η ΔW where its dense layers move by −η ΔW.
+CONV_SIGN_FACTORS = {"paper": 1.0, "reference-code": -1.0}
+
+
 @pytest.mark.parametrize("sign", [1, -1])
 @pytest.mark.parametrize("conv_average", list(REFERENCE_CODE_FACTORS))
-def test_vectorised_filter_update_equals_the_per_position_definition(sign, conv_average):
+@pytest.mark.parametrize("conv_sign", list(CONV_SIGN_FACTORS))
+def test_vectorised_filter_update_equals_the_per_position_definition(sign, conv_average, conv_sign):
     generator = torch.Generator().manual_seed(0)
     model = PepitaConvNet(2, 3, image_size=8, generator=generator).double()
-    rule = bpfree.build("pepita", model, sign=sign, f_scale=5.0, conv_average=conv_average)
+    options = {"conv_average": conv_average, "conv_sign": conv_sign}
+    rule = bpfree.build("pepita", model, sign=sign, f_scale=5.0, **options)
     rule = rule.double()
     x = torch.rand(2, 2, 8, 8, generator=generator, dtype=torch.float64)
     y = torch.tensor([0, 2])
@@ -47,7 +53,8 @@ def test_vectorised_filter_update_equals_the_per_position_definition(sign, conv_
     x_err = x + sign * (e @ rule.F.T).view_as(x)  # modulated input x + s F e
     h_err = torch.relu(torch.nn.functional.conv2d(x_err, conv.weight))
 
-    expected = per_position_update(h - h_err, x_err, k=5) * REFERENCE_CODE_FACTORS[conv_average]
+    factor = REFERENCE_CODE_FACTORS[conv_average] * CONV_SIGN_FACTORS[conv_sign]
+    expected = per_position_update(h - h_err, x_err, k=5) * factor
     torch.testing.assert_close(conv.weight.grad, expected, rtol=1e-10, atol=1e-12)
     head = e.T @ pool(h_err).flatten(1) / 2  # eq. 5 on the pooled modulated maps
     torch.testing.assert_close(linear.weight.grad, head, rtol=1e-10, atol=1e-12)
@@ -71,6 +78,31 @@ def test_conv_pepita_refuses_flat_inputs():
     rule = bpfree.build("pepita", PepitaConvNet(1, 10, image_size=28))
     with pytest.raises(ValueError, match=r"expects images \(batch, 1, h, w\)"):
         rule.step(torch.rand(4, 784), torch.zeros(4, dtype=torch.long))
+
+
+def test_the_reference_code_sign_moves_the_filters_up_the_step_the_paper_takes():
+    """One SGD step from the same weights: the filters move by exactly opposite amounts, the
+    head by the same (the ICML code's sign applies to its convolution only)."""
+    x = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 1])
+    moves = {}
+    for conv_sign in CONV_SIGN_FACTORS:
+        model = PepitaConvNet(1, 3, image_size=10, generator=torch.Generator().manual_seed(1))
+        start = [p.detach().clone() for p in model.parameters()]
+        rule = bpfree.build("pepita", model, f_scale=5.0, conv_sign=conv_sign)
+        learner = bpfree.optimizer(rule, torch.optim.SGD, lr=0.1)
+        rule.step(x, y)
+        learner.step()
+        moves[conv_sign] = [p.detach() - s for p, s in zip(model.parameters(), start, strict=True)]
+    (conv_paper, head_paper), (conv_code, head_code) = moves["paper"], moves["reference-code"]
+    assert conv_paper.abs().max() > 0
+    torch.testing.assert_close(conv_code, -conv_paper)
+    torch.testing.assert_close(head_code, head_paper)
+
+
+def test_conv_pepita_refuses_an_unknown_conv_sign():
+    with pytest.raises(ValueError, match="conv_sign must be one of paper, reference-code"):
+        bpfree.build("pepita", PepitaConvNet(1, 10, image_size=28), conv_sign="+")
 
 
 def test_conv_pepita_refuses_an_unknown_conv_average():

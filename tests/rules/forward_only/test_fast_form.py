@@ -69,7 +69,8 @@ def test_fast_form_equals_the_equations_on_mlps(name, options, shape):
 @pytest.mark.parametrize(
     ("name", "options"),
     [(name, options) for name, options in CASES if name in ("pepita", "pepita-hebbian")]
-    + [("pepita", {"conv_average": "reference-code-sqrt"})],
+    + [("pepita", {"conv_average": "reference-code-sqrt"})]
+    + [("pepita", {"conv_average": "reference-code", "conv_sign": "reference-code"})],
 )
 def test_fast_form_equals_the_equations_on_the_conv_net(name, options):
     x = torch.rand(3, 2, 9, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)

@@ -264,3 +264,30 @@ def test_time_local_passes_share_their_dropout_masks():
     for w0, layer in zip(start[:-1], model.linears[:-1], strict=True):
         moved = (w0 - layer.weight.detach()).norm() / lr
         assert moved < 1e-3 * w0.norm()  # one term alone moves it by O(‖h‖ ‖h_prev‖)
+
+
+def test_time_local_redrawn_masks_are_fresh_draws_for_the_modulated_pass():
+    """``modulated_masks="redrawn"`` (the ICLR code's mixed_tl): with F = 0 the two terms no
+    longer cancel; as the learning rate vanishes the first layer moves by
+    (h ⊙ m_clean − h ⊙ m_modulated)ᵀ x / n, the clean mask replayed from a seed drawn from
+    torch's generator, the modulated one that generator's next draw, as ``nn.Dropout`` would."""
+    model = MLP((6, 5, 3), dropout=0.5, generator=torch.Generator().manual_seed(1)).double()
+    w0 = model.linears[0].weight.detach().clone()
+    rule = PEPITATimeLocal(model, f_scale=0.0, modulated_masks="redrawn").double()
+    lr = 1e-7
+    bpfree.optimizer(rule, torch.optim.SGD, lr=lr)
+    x, y = batch64(n=32)
+    torch.manual_seed(3)
+    rule.step(x, y)
+
+    torch.manual_seed(3)
+    seed = int(torch.randint(2**62, ()))
+    clean_mask = torch.empty(32, 5, dtype=x.dtype).bernoulli_(
+        0.5, generator=torch.Generator().manual_seed(seed)
+    )
+    modulated_mask = torch.empty(32, 5, dtype=x.dtype).bernoulli_(0.5)
+    h = torch.relu(x @ w0.T) / 0.5
+    expected = (h * clean_mask - h * modulated_mask).T @ x / 32
+    assert not torch.equal(clean_mask, modulated_mask)
+    moved = (w0 - model.linears[0].weight.detach()) / lr
+    torch.testing.assert_close(moved, expected, rtol=1e-4, atol=1e-6)

@@ -3,6 +3,7 @@ masks and pooling."""
 
 from bpfree.rules.common.walk.layers import (
     CONV_AVERAGES,
+    CONV_SIGNS,
     ConvLayer,
     DenseLayer,
     WalkLayer,
@@ -13,6 +14,7 @@ from bpfree.rules.common.walk.stack import LayerStack
 
 __all__ = [
     "CONV_AVERAGES",
+    "CONV_SIGNS",
     "ConvLayer",
     "DenseLayer",
     "LayerStack",

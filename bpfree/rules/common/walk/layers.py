@@ -60,6 +60,10 @@ class DenseLayer:
         a = F.linear(self.inputs(h), self.linear.weight, self.linear.bias)
         return self.activate_(a, mask)
 
+    def divisor(self, n: int, positions: int) -> float:
+        """What the summed products are divided by: ± n·p, as ``average`` and ``sign`` say."""
+        return CONV_AVERAGES[self.average](n, positions) * CONV_SIGNS[self.sign]
+
     def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
         """ΔW = postᵀ P(pre) / n and Δb = Σ post / n into the ``.grad`` buffers ('no,ni->oi').
 
@@ -100,6 +104,14 @@ CONV_AVERAGES: dict[str, Callable[[int, int], float]] = {
     "reference-code-sqrt": lambda n, p: n * n * math.sqrt(p),
 }
 
+# The sign a filter update is written with. The optimizer descends what a rule writes, W ← W −
+# η ΔW. "paper": ΔW as Sec. 3.3 and eqs. 3-4 give it, the same sign as the dense layers.
+# "reference-code": −ΔW, as the ICML code (main_pytorch.py) applies it: its dense layers set
+# delta_w = −(...) (l.443, l.463) but its convolution delta_w = compute_delta_w_conv(...)
+# without the minus (l.481-487), and all are applied as w += eta · delta_w / batch_size
+# (l.500-503), so its filters move by +η ΔW.
+CONV_SIGNS: dict[str, float] = {"paper": 1.0, "reference-code": -1.0}
+
 
 @dataclass(frozen=True)
 class ConvLayer:
@@ -108,8 +120,9 @@ class ConvLayer:
     Its update for a post-synaptic map δ (n, o, p) and presynaptic maps (ICML 2022 Sec. 3.3):
     for every output element, δ times the input patch the filter saw there; all these products
     summed, then divided by their number n·p (``average="products"``; the other entries of
-    ``CONV_AVERAGES`` divide as the paper's code does). The sum is one correlation of the input
-    with δ, ``conv2d_weight``, the same one a convolution's weight gradient is.
+    ``CONV_AVERAGES`` divide as the paper's code does), and written with the ``sign`` of
+    ``CONV_SIGNS``. The sum is one correlation of the input with δ, ``conv2d_weight``, the same
+    one a convolution's weight gradient is.
     """
 
     conv: nn.Conv2d
@@ -117,6 +130,7 @@ class ConvLayer:
     grads: GradBuffers
     pooling: nn.Module | None = None
     average: str = "products"
+    sign: str = "paper"
     dropout: float = 0.0
     normalize: None = None
 
@@ -144,11 +158,15 @@ class ConvLayer:
         known = ACTIVATIONS.get(type(self.activation))
         return self.activate(a, mask) if known is None else known.forward_(a)
 
+    def divisor(self, n: int, positions: int) -> float:
+        """What the summed products are divided by: ± n·p, as ``average`` and ``sign`` say."""
+        return CONV_AVERAGES[self.average](n, positions) * CONV_SIGNS[self.sign]
+
     def write_grad(self, post: torch.Tensor, pre: torch.Tensor, n: int) -> None:
         """ΔW[o, i, k] = Σ_{n,p} δ[n, o, p] P(pre)[n, i, p + k] / (n·p); Δb = Σ δ / (n·p)
-        (n·p as ``average`` says)."""
+        (n·p as ``average`` says, times the ``sign``)."""
         c = self.conv
-        divisor = CONV_AVERAGES[self.average](n, post.shape[-2] * post.shape[-1])
+        divisor = self.divisor(n, post.shape[-2] * post.shape[-1])
         delta = torch.nn.grad.conv2d_weight(
             self.inputs(pre), c.weight.shape, post, c.stride, c.padding, c.dilation, c.groups
         )

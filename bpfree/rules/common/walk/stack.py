@@ -47,10 +47,11 @@ class LayerStack:
     def output(self) -> DenseLayer:
         return self.layers[-1]
 
-    def average_conv_updates(self, average: str) -> None:
-        """Divide every convolution's summed products as ``CONV_AVERAGES[average]`` says."""
+    def average_conv_updates(self, average: str, sign: str = "paper") -> None:
+        """Divide every convolution's summed products as ``CONV_AVERAGES[average]`` says and
+        write them with the sign ``CONV_SIGNS[sign]``."""
         self.layers = [
-            replace(layer, average=average) if isinstance(layer, ConvLayer) else layer
+            replace(layer, average=average, sign=sign) if isinstance(layer, ConvLayer) else layer
             for layer in self.layers
         ]
 

@@ -32,7 +32,7 @@ class FA(FeedbackRule):
     B_l is drawn uniform in ±√(6 / fan_in) (``feedback_init="he-uniform"``: the distribution of
     the paper's W_l, and the U(±√(6 / n_in)) of the ICML numpy code, functions.py l.206-216),
     or in ±√(6 / (fan_in + fan_out)) (``"xavier-uniform"``, BioTorch's default; for a
-    convolution fan = channels × kernel area, so its B is √(out / (in + out)) of the He bound's
+    convolution fan = channels × kernel area, so its B is √(in / (in + out)) of the He bound's
     width, about 0.29 for 3 → 32 channels); fans are W_l's. With ``sparsity`` a
     fixed random fraction of its entries is zero (PFA paper Sec. 7); ``scale`` multiplies every
     B_l (0 leaves only the last layer learning, on frozen layers below). The first layer's B is

@@ -50,8 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpfree`` command; returns the exit status."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
+    finished = False
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        finished = True
+        return status
     except (
         ClusterError,
         ConfigError,
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bpfree: error: {error}", file=sys.stderr)
         return 2
     finally:
-        leave()  # the process group torchrun's run joined, if any
+        leave(finished)  # the process group torchrun's run joined, if any
 
 
 if __name__ == "__main__":

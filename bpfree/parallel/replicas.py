@@ -107,7 +107,13 @@ def join(device: str | torch.device = "cpu") -> Replicas | None:
     return Replicas(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 
-def leave() -> None:
-    """Leave the process group (at the end of a command)."""
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def leave(finished: bool = True) -> None:
+    """Leave the process group (at the end of a command). After a clean finish the ranks first
+    meet at a barrier, so that none closes its connections while another still uses them (rank 0
+    writing the last files, a slower node); after an error each rank leaves at once, since a peer
+    may be gone."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        dist.barrier()
+    dist.destroy_process_group()

@@ -38,12 +38,14 @@ def _replica(target, rank, world_size, port, args, results):
 
     torch.set_num_threads(1)
     replicas = join("cpu")
+    finished = False
     try:
         buffer = io.BytesIO()  # bytes, not tensors: the queue would share memory this exit frees
         torch.save(target(replicas, *args), buffer)
         results.put((rank, buffer.getvalue()))
+        finished = True
     finally:
-        leave()
+        leave(finished)
 
 
 def run_replicas(target, world_size: int, *args) -> list:

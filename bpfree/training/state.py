@@ -123,7 +123,10 @@ def build_rule(config: TrainConfig, model: nn.Module, input_shape: tuple[int, ..
     try:
         return build(config.rule, model, **options)
     except (TypeError, ValueError) as error:
-        raise ConfigError(f"rule_options: {error}") from None
+        raise ConfigError(
+            f"cannot build rule {config.rule!r} on model {config.model!r} with rule_options "
+            f"{dict(config.rule_options)}: {error}"
+        ) from None
 
 
 def build_optimizer(config: TrainConfig, rule: Rule) -> torch.optim.Optimizer:

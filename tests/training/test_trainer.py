@@ -198,6 +198,11 @@ def test_bad_model_and_rule_options_are_named(data_dir, tmp_path):
     config = tiny_config(data_dir, tmp_path / "r", rule="pfa", rule_options={"expansion": 0.5})
     with pytest.raises(ConfigError, match=r"rule_options.*expansion must be a number at least 1"):
         train(config, progress=False)
+    config = tiny_config(
+        data_dir, tmp_path / "r", rule="pepita", model_options={"input_dropout": 0.1}
+    )
+    with pytest.raises(ConfigError, match=r"'pepita' on model 'mlp'.*MLP with input_dropout"):
+        train(config, progress=False)
 
 
 @pytest.mark.parametrize("rule", ["dfa", "grape"])

@@ -5,9 +5,14 @@ communication.
 Measured in one run of ``torchrun --standalone --nproc-per-node N -m bpfree bench --parallel``:
 first rank 0 alone times ``rule.step`` + ``optimizer.step`` on the global batch while the other
 ranks wait; then every rank times the data-parallel step (its rows of the same batch, the
-gradients averaged), each rule on a fresh training state. A time is the median over
-``rounds`` bursts of ``steps`` steps of the burst's mean; the replicas' time is the slowest
-rank's. Communication is the time spent in the collective calls, per step, on rank 0.
+gradients averaged), each rule on a fresh training state; last, every rank at once times the
+step on its rows without averaging anything. A time is the median over ``rounds`` bursts of
+``steps`` steps of the burst's mean; the replicas' time is the slowest rank's. Communication is
+the time spent in the collective calls, per step, on rank 0.
+
+The last time bounds what any handling of the communication (overlapping it with the step,
+fewer or larger buckets) could reach on the machine: it is the replicas' arithmetic alone, run
+side by side on cores (and memory) they share.
 """
 
 from __future__ import annotations
@@ -39,10 +44,16 @@ class ParallelTime:
     alone: float
     replicated: float
     communicating: float
+    side_by_side: float
 
     @property
     def speedup(self) -> float:
         return self.alone / self.replicated
+
+    @property
+    def bound(self) -> float:
+        """The speed-up if the replicas exchanged nothing: their arithmetic side by side."""
+        return self.alone / self.side_by_side
 
 
 def _burst_seconds(stepper: DataParallel, x, y, steps: int) -> float:
@@ -50,6 +61,18 @@ def _burst_seconds(stepper: DataParallel, x, y, steps: int) -> float:
     for _ in range(steps):
         stepper.step(x, y)
     return (time.perf_counter() - start) / steps
+
+
+def _own_rows(x: torch.Tensor, y: torch.Tensor, replicas: Replicas):
+    """This rank's share of the global batch (as many rows as its data-parallel step takes)."""
+    share = x.shape[0] // replicas.world_size
+    rows = slice(replicas.rank * share, (replicas.rank + 1) * share)
+    return x[rows], y[rows]
+
+
+def _slowest_median(replicas: Replicas, bursts: list[float]) -> float:
+    medians = replicas.gather(statistics.median(bursts))
+    return max(medians) if medians is not None else 0.0
 
 
 def time_parallel(
@@ -71,9 +94,15 @@ def time_parallel(
     stepper.optimizer.seconds_communicating = 0.0
     bursts = [_burst_seconds(stepper, x, y, steps) for _ in range(rounds)]
     communicating = stepper.optimizer.seconds_communicating / (rounds * steps)
-    slowest = replicas.gather(statistics.median(bursts))
-    replicated = max(slowest) if slowest is not None else 0.0
-    return ParallelTime(rule, alone, replicated, communicating)
+    replicated = _slowest_median(replicas, bursts)
+    own_x, own_y = _own_rows(x, y, replicas)
+    apart = build_step(rule, setting, device, (own_x, own_y))
+    stepper = DataParallel(apart.state.rule, apart.state.optimizer, None)
+    stepper.step(own_x, own_y)  # warm-up
+    replicas.barrier()  # side by side: every rank starts its bursts together
+    bursts = [_burst_seconds(stepper, own_x, own_y, steps) for _ in range(rounds)]
+    side_by_side = _slowest_median(replicas, bursts)
+    return ParallelTime(rule, alone, replicated, communicating, side_by_side)
 
 
 def parallel_table(times: list[ParallelTime], setting: Setting, world_size: int) -> str:
@@ -88,14 +117,23 @@ def parallel_table(times: list[ParallelTime], setting: Setting, world_size: int)
             f"{batch / t.replicated:,.0f}",
             f"{t.speedup:.2f}x",
             f"{t.communicating * 1e3:.2f} ms ({100 * t.communicating / t.replicated:.0f} %)",
+            f"{t.bound:.2f}x",
         ]
         for t in times
     ]
     title = (
         f"{setting.label}: samples/s of 1 process and of {world_size} replicas, one thread each "
-        "(step = rule.step + gradients averaged + optimizer.step):"
+        "(step = rule.step + gradients averaged + optimizer.step; bound: the speed-up of the "
+        "replicas' steps side by side, averaging nothing):"
     )
-    header = ["rule", "1 process", f"{world_size} replicas", "speed-up", "communication / step"]
+    header = [
+        "rule",
+        "1 process",
+        f"{world_size} replicas",
+        "speed-up",
+        "communication / step",
+        "bound",
+    ]
     return f"{title}\n\n" + markdown_table(header, rows)
 
 

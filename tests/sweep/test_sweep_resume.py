@@ -33,7 +33,8 @@ def test_a_sweep_killed_after_three_trials_ends_with_six_none_run_twice(
     trial3 = out / "tiny" / "trials" / "trial-0003"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and first.poll() is None:
-        if (trial3 / "checkpoint.pt").exists() and RunFolder(trial3).finished_epochs() < 20:
+        # metrics.jsonl follows the checkpoint: wait for both to hold an epoch
+        if (trial3 / "checkpoint.pt").exists() and 0 < RunFolder(trial3).finished_epochs() < 20:
             break
         time.sleep(0.02)
     first.send_signal(signal.SIGKILL)

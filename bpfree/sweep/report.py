@@ -139,9 +139,10 @@ def _final_lines(study: Any, spec: SweepSpec, folder: Path) -> list[str]:
         return []
     results = final_results(study, spec, folder)
     epochs = spec.final_epochs
+    decays = spec.final_config(study.best_trial.params, spec.final.seeds[0]).resolved()
     lines = [
-        f"## Best settings over {len(results)} seeds ({epochs} epochs, validation fraction "
-        f"{spec.final.val_fraction})",
+        f"## Best settings over {len(results)} seeds ({epochs} epochs, learning rate decayed at "
+        f"epochs {decays.decay_epochs}, validation fraction {spec.final.val_fraction})",
         "",
         "| seed | test accuracy [%] |",
         "|---|---|",

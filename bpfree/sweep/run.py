@@ -185,17 +185,11 @@ def final_folder(folder: Path, best_number: int, seed: int) -> Path:
 
 
 def final_configs(study: Any, spec: SweepSpec, folder: Path, overrides: dict[str, Any]):
-    """The best trial's settings at each final seed, on the training set less
-    ``final.val_fraction`` (the whole of it by default), for ``final.epochs``."""
+    """The best trial's settings at each final seed (``SweepSpec.final_config``)."""
     best = study.best_trial
     return [
-        spec.config_for(
-            best.params,
-            seed=seed,
-            val_fraction=spec.final.val_fraction,
-            out=str(final_folder(folder, best.number, seed)),
-            epochs=spec.final_epochs,
-            **overrides,
+        spec.final_config(
+            best.params, seed, out=str(final_folder(folder, best.number, seed)), **overrides
         )
         for seed in spec.final.seeds
     ]

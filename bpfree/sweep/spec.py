@@ -12,6 +12,8 @@ the pruner, and the seeds that re-run the best settings.
     sampler_seed: 0                 # Optuna's TPE sampler
     final: {seeds: [0, 1, 2], epochs: 100}    # the best settings, trained on the whole
                                                # training set (val_fraction 0 unless given)
+           # decay_epochs: [60, 90] in final: the final runs' decays, where the trials take a
+           # schedule shortened to their own epochs in base (e.g. decay_epochs: [18, 27])
     references: {"PEPITA (ICML 2022 Table 1)": "52.57 ± 0.36"}   # printed beside the result
 """
 
@@ -74,11 +76,13 @@ class Pruning:
 
 @dataclass(frozen=True)
 class Final:
-    """The best settings re-trained over ``seeds`` for ``epochs`` (None: the base's)."""
+    """The best settings re-trained over ``seeds`` for ``epochs`` with the learning rate decayed
+    at ``decay_epochs`` (None: the base's)."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int | None = None
     val_fraction: float = 0.0
+    decay_epochs: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,21 @@ class SweepSpec:
     def final_epochs(self) -> int:
         """The epochs of the final runs: ``final.epochs``, else the base run's."""
         return self.final.epochs or self.base.get("epochs", TrainConfig.epochs)
+
+    def final_config(self, params: dict[str, Any], seed: int, **overrides: Any) -> TrainConfig:
+        """The run config of a final seed of settings ``params``: ``final``'s epochs, validation
+        fraction and decay epochs over the trials' (then ``overrides``)."""
+        schedule = {}
+        if self.final.decay_epochs is not None:
+            schedule["decay_epochs"] = list(self.final.decay_epochs)
+        return self.config_for(
+            params,
+            seed=seed,
+            val_fraction=self.final.val_fraction,
+            epochs=self.final_epochs,
+            **schedule,
+            **overrides,
+        )
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """The trial's settings: the rule first (when searched), then what applies to it."""
@@ -236,6 +255,10 @@ def check_settings(spec: SweepSpec) -> None:
                     raise SpecError(
                         f"space.{parameter.name} = {value!r} (rule {rule}): {error}"
                     ) from None
+    try:
+        spec.final_config({}, seed=spec.final.seeds[0] if spec.final.seeds else 0).resolved()
+    except (ConfigError, ValueError) as error:
+        raise SpecError(f"final: {error}") from None
 
 
 def _one_of(value: Any, choices: tuple[str, ...], key: str) -> str:
@@ -278,7 +301,10 @@ def _final(values: Any) -> Final:
         raise SpecError(f"final must be a mapping such as {{seeds: [0, 1, 2]}}, got {values!r}")
     try:
         reject_unknown(
-            sorted(values), ("seeds", "epochs", "val_fraction"), what="key", where="in final"
+            sorted(values),
+            ("seeds", "epochs", "val_fraction", "decay_epochs"),
+            what="key",
+            where="in final",
         )
     except ValueError as error:
         raise SpecError(str(error)) from None
@@ -291,4 +317,18 @@ def _final(values: Any) -> Final:
     fraction = values.get("val_fraction", 0.0)
     if not isinstance(fraction, int | float) or not 0 <= fraction < 1:
         raise SpecError(f"final.val_fraction must be in [0, 1), got {fraction!r}")
-    return Final(seeds=tuple(seeds), epochs=epochs, val_fraction=float(fraction))
+    decay_epochs = values.get("decay_epochs")
+    if decay_epochs is not None:
+        if not isinstance(decay_epochs, list) or not all(
+            isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in decay_epochs
+        ):
+            raise SpecError(
+                f"final.decay_epochs must be a list of epochs (integers >= 1), got {decay_epochs!r}"
+            )
+        decay_epochs = tuple(decay_epochs)
+    return Final(
+        seeds=tuple(seeds),
+        epochs=epochs,
+        val_fraction=float(fraction),
+        decay_epochs=decay_epochs,
+    )

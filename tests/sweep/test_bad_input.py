@@ -49,6 +49,10 @@ BAD_SPECS = {
         {"base": {**BASE, "dataset": "shakespeare", "model": "transformer-lm"}},
         "base.dataset 'shakespeare' is a text: .* does not yet minimise",
     ),
+    "final decay epochs that are not epochs": (
+        {"final": {"seeds": [0], "decay_epochs": [0, 2.5]}},
+        r"final.decay_epochs must be a list of epochs \(integers >= 1\), got \[0, 2.5\]",
+    ),
     "an unknown pruner": ({"pruner": "hyperband"}, "pruner.type must be one of"),
     "an unknown objective": ({"objective": "test_acc"}, "objective must be one of"),
 }

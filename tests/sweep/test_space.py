@@ -1,5 +1,6 @@
 """The search space: a parameter conditional on the rule is suggested only for its rules, the
-rule first; settings land on config keys and on rule and model options."""
+rule first; settings land on config keys and on rule and model options; the final runs take
+``final``'s epochs, split and schedule over the trials'."""
 
 import pytest
 
@@ -35,3 +36,16 @@ def test_an_int_parameter_keeps_its_step(write_spec):
     for _ in range(20):
         value = spec.suggest(study.ask())["batch_size"]
         assert value in (8, 16, 24, 32)
+
+
+def test_the_final_runs_take_their_own_schedule_and_the_trials_keep_the_base(write_spec):
+    final = {"seeds": [0, 1], "epochs": 10, "decay_epochs": [6, 9]}
+    spec = load_spec(write_spec(final=final))
+    params = {"lr": 0.01, "momentum": 0.9, "rule_options.f_scale": 0.05}
+    trial = spec.config_for(params).resolved()
+    assert (trial.epochs, trial.decay_epochs, trial.val_fraction) == (3, [2], 0.25)
+    run = spec.final_config(params, seed=1).resolved()
+    assert (run.epochs, run.decay_epochs, run.val_fraction, run.seed) == (10, [6, 9], 0.0, 1)
+    assert (run.lr, run.momentum, run.rule_options) == (0.01, 0.9, {"f_scale": 0.05})
+    unscheduled = load_spec(write_spec(final={"seeds": [0], "epochs": 10}))
+    assert unscheduled.final_config(params, seed=0).resolved().decay_epochs == [2]

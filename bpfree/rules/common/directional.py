@@ -18,6 +18,8 @@ import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch import nn
 
+from bpfree.rules.common.tangents import forward_mode
+
 
 def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """ℓ_i (n,): the softmax cross-entropy of each sample; the rules descend its mean. Of a
@@ -77,7 +79,7 @@ def activity_jvp(
 
     handles = [module.register_forward_hook(perturb(i)) for i, module in enumerate(modules)]
     try:
-        with torch.no_grad(), batch_statistics_only(model), fwAD.dual_level():
+        with torch.no_grad(), batch_statistics_only(model), forward_mode():
             output = model(x)
             loss, d = fwAD.unpack_dual(per_sample_loss(output, y))
             output = fwAD.unpack_dual(output).primal

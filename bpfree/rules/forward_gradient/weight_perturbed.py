@@ -13,6 +13,7 @@ from bpfree.core.checks import POSITIVE_INT, SEED
 from bpfree.rules.base import Rule, StepResult
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.streams import RandomStream, drawn_on_the_host
+from bpfree.rules.common.tangents import forward_mode
 from bpfree.rules.registry import register
 
 
@@ -72,7 +73,7 @@ class FGWeight(Rule):
         for _ in range(self.perturbations):
             draws = self.stream.normal([t.shape for t in theta.values()], reference)
             v = dict(zip(theta, draws, strict=True))
-            with torch.no_grad(), fwAD.dual_level():
+            with torch.no_grad(), forward_mode():
                 dual = {name: fwAD.make_dual(theta[name], v[name]) for name in theta}
                 loss_dual, output = loss_of(dual)
                 loss, slope = fwAD.unpack_dual(loss_dual)

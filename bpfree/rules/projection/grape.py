@@ -17,6 +17,7 @@ from bpfree.rules.common.directional import activity_gradient, activity_jvp, per
 from bpfree.rules.common.losses import one_hot
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.streams import RandomStream, drawn_on_the_host
+from bpfree.rules.common.tangents import forward_mode
 from bpfree.rules.projection.dfa import DFA
 from bpfree.rules.registry import register
 
@@ -102,7 +103,7 @@ class GrAPE(DFA):
         """The first perturbation rides on DFA's pass (its tangent, forward-mode), the others
         take a tangent pass each; B_l is aligned, then DFA's update runs with it."""
         u = self.directions(x.shape[0])
-        with fwAD.dual_level():
+        with forward_mode():
             output, hidden = self.forward_captured(x, tangents=u)
             d = fwAD.unpack_dual(per_sample_loss(output, y)).tangent
             output = fwAD.unpack_dual(output).primal

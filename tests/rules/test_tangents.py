@@ -27,7 +27,10 @@ def evaluate(name, perturbed, context):
     primals = [torch.randn(s, generator=generator) for s in (x_shape, w_shape, w_shape[:1])]
     tangents = [torch.randn(p.shape, generator=generator) for p in primals]
     with torch.no_grad(), context():
-        args = [fwAD.make_dual(p, t) if on else p for p, t, on in zip(primals, tangents, perturbed)]
+        args = [
+            fwAD.make_dual(p, t) if on else p
+            for p, t, on in zip(primals, tangents, perturbed, strict=True)
+        ]
         primal, tangent = fwAD.unpack_dual(func(*args, **options))
         return primal.clone(), None if tangent is None else tangent.clone()
 

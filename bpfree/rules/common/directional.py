@@ -73,7 +73,9 @@ def activity_jvp(
     def perturb(index: int) -> Callable:
         def hook(module, args, output):
             inputs[index] = fwAD.unpack_dual(args[0]).primal
-            return output + fwAD.make_dual(torch.zeros_like(output), directions[index])  # + ε_l
+            primal, tangent = fwAD.unpack_dual(output)  # z_l + ε_l: ε_l's tangent is u_l
+            u = directions[index]
+            return fwAD.make_dual(primal, u if tangent is None else tangent + u)
 
         return hook
 

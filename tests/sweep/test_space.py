@@ -5,6 +5,7 @@ rule first; settings land on config keys and on rule and model options; the fina
 import pytest
 
 from bpfree.sweep import load_spec
+from bpfree.sweep.spec import shipped_specs
 
 optuna = pytest.importorskip("optuna")
 
@@ -49,3 +50,11 @@ def test_the_final_runs_take_their_own_schedule_and_the_trials_keep_the_base(wri
     assert (run.lr, run.momentum, run.rule_options) == (0.01, 0.9, {"f_scale": 0.05})
     unscheduled = load_spec(write_spec(final={"seeds": [0], "epochs": 10}))
     assert unscheduled.final_config(params, seed=0).resolved().decay_epochs == [2]
+
+
+@pytest.mark.parametrize("name", shipped_specs())
+def test_every_shipped_spec_loads_and_its_final_runs_build(name):
+    spec = load_spec(name)  # checks every range at both ends, and the final runs' config
+    assert spec.name == name and spec.base["val_fraction"] > 0
+    final = spec.final_config({}, seed=0).resolved()
+    assert final.epochs == spec.final_epochs and final.val_fraction == spec.final.val_fraction

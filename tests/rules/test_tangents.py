@@ -1,5 +1,6 @@
 """``forward_mode()``: a linear map whose input or weight alone carries a tangent gives the
-tangent forward AD gives, bitwise, with the product of the zero tangent left out."""
+tangent forward AD gives, bitwise, with the product of the zero tangent left out, and its primal
+keeps its reverse-mode graph (DFA's and GrAPE's blocks backpropagate inside)."""
 
 import itertools
 
@@ -56,3 +57,21 @@ def test_a_one_sided_tangent_takes_one_product(name, perturbed):
         return sum(e.count for e in profile.key_averages() if e.key == PRODUCTS[name])
 
     assert products(fwAD.dual_level) - products(forward_mode) == 1
+
+
+@pytest.mark.parametrize("name", sorted(MAPS))
+def test_the_primal_backpropagates_as_without_the_mode(name):
+    func, x_shape, w_shape, options = MAPS[name]
+    generator = torch.Generator().manual_seed(1)
+    x, w, b = (torch.randn(s, generator=generator) for s in (x_shape, w_shape, w_shape[:1]))
+    u = torch.randn(x_shape, generator=generator)
+
+    def gradients(context):
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        with context():
+            primal = fwAD.unpack_dual(func(fwAD.make_dual(leaves[0], u), *leaves[1:], **options))
+            primal.primal.square().sum().backward()
+        return [leaf.grad for leaf in leaves]
+
+    for got, expected in zip(gradients(forward_mode), gradients(fwAD.dual_level), strict=True):
+        assert torch.equal(got, expected)

@@ -27,14 +27,15 @@ import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-# The linear maps handled, each with the position of (input, weight, bias) in its arguments.
+# The linear maps handled, each called as (input, weight, bias, *options).
 LINEAR_MAPS: tuple[Callable, ...] = (F.linear, F.conv1d, F.conv2d, F.conv3d)
 
 
 def _split(value: Any) -> tuple[Any, torch.Tensor | None]:
+    """(primal, tangent) of a tensor, the tangent None where it has none; (value, None) of
+    anything else."""
     if isinstance(value, torch.Tensor):
-        primal, tangent = fwAD.unpack_dual(value)
-        return primal, tangent
+        return tuple(fwAD.unpack_dual(value))
     return value, None
 
 

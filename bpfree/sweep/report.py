@@ -125,6 +125,7 @@ def _top_table(valued: list[dict[str, Any]]) -> list[str]:
     for row in top:
         cells = [
             row["number"],
+            row["state"],
             f"{row['val_objective']:.2f}",
             _percent(row["test_acc"]),
             row["epochs"],

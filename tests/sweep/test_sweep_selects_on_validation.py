@@ -75,6 +75,11 @@ def test_the_report_names_the_best_settings_and_their_final_seeds(write_spec, da
     best = study.best_trial
     assert f"## Best settings (trial {best.number}: best_val_acc {best.value:.2f} %" in report
     assert "## Top 3 trials" in report and "PEPITA (paper): 52.57 ± 0.36" in report
+    top = report.split("## Top 3 trials")[1].split("\n\n")[2].splitlines()
+    header, rows = top[0], top[2:]
+    assert header.startswith("| trial | state | validation | test | epochs |")
+    assert len(rows) == 3 and all(row.count("|") == header.count("|") for row in rows)
+    assert {row.split(" | ")[1] for row in rows} == {"complete"}
     finals = [
         RunFolder(folder / "final" / f"trial-{best.number:04d}" / f"seed-{s}").read_metrics()
         for s in (0, 1)

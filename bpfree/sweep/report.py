@@ -157,12 +157,15 @@ def _final_lines(study: Any, spec: SweepSpec, folder: Path) -> list[str]:
 
 
 def _plots(study: Any, folder: Path) -> list[Path]:
-    """Optuna's optimisation history and parameter importances, where they can be drawn."""
+    """Optuna's optimisation history, its per-epoch validation curves of every trial (pruned
+    ones too: with successive halving they are most of the study) and its parameter
+    importances, where they can be drawn."""
     import optuna.visualization.matplotlib as optuna_plots
 
     written = []
     for name, draw in (
         ("history.png", optuna_plots.plot_optimization_history),
+        ("curves.png", optuna_plots.plot_intermediate_values),
         ("importances.png", optuna_plots.plot_param_importances),
     ):
         path = folder / name

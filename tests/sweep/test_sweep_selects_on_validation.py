@@ -93,4 +93,5 @@ def test_the_report_names_the_best_settings_and_their_final_seeds(write_spec, da
         rows = list(csv.DictReader(handle))
     assert [int(row["number"]) for row in rows] == [0, 1, 2]
     assert {row["state"] for row in rows} == {"complete"}
-    assert folder / "history.png" in written and (folder / "history.png").stat().st_size > 0
+    for plot in ("history.png", "curves.png"):
+        assert folder / plot in written and (folder / plot).stat().st_size > 0

@@ -31,8 +31,8 @@ def per_sample_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def batch_statistics_only(model: nn.Module) -> Iterator[None]:
     """Within it, BatchNorm in training mode uses batch statistics and leaves its running ones.
 
-    ``torch.func.jvp`` refuses in-place updates of captured buffers, and the rule's clean pass
-    (if any) is the one that should move them.
+    A forward-mode pass probes the loss along a direction; it is not a step of the model, so it
+    must not move the running statistics: the rule's clean pass (if any) is the one that should.
     """
     frozen = [
         m

@@ -51,7 +51,7 @@ class FGActivity(Rule):
     cross-entropy of sample i, h_{l−1} the layer's input.
 
     Update (GrAPE paper eq. 4, unbiased since E[u uᵀ] = I and the u_l are independent):
-        d_i = Σ_m ∇_{z_m,i} ℓ_i · u_m,i             one ``torch.func.jvp`` per direction
+        d_i = Σ_m ∇_{z_m,i} ℓ_i · u_m,i             one forward-mode pass per direction
         ĝ_l,i = d_i u_l,i                           the estimate of ∇_{z_l,i} ℓ_i
         ΔW_l = (1/n) Σ_i ĝ_l,i h_{l−1,i}ᵀ,  Δb_l = (1/n) Σ_i ĝ_l,i   (a Linear; a Conv2d
                correlates ĝ with its input the same way), averaged over K directions

@@ -22,8 +22,9 @@ class FGWeight(Rule):
     """Weight-perturbed forward gradient (Baydin et al. 2022): g = (∇L · v) v, v ~ N(0, I).
 
     Symbols: θ all trainable parameters, v a direction with one N(0, 1) entry per parameter,
-    L the batch-mean softmax cross-entropy, ∇L · v its directional derivative, computed by
-    ``torch.func.jvp`` through ``torch.func.functional_call`` in the forward pass.
+    L the batch-mean softmax cross-entropy, ∇L · v its directional derivative, carried as a
+    forward-mode tangent (``common.tangents.forward_mode``) through
+    ``torch.func.functional_call`` in the forward pass.
 
     Update (GrAPE paper Sec. 2.3; unbiased since E[v vᵀ] = I):
         g = (1/K) Σ_k (∇L · v_k) v_k,   written into every parameter's ``.grad``
@@ -55,7 +56,7 @@ class FGWeight(Rule):
             if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
                 raise ValueError(
                     f"{self.name} cannot train {path!r} ({type(module).__name__}): its running "
-                    "statistics cannot be updated inside torch.func.jvp; build it with "
+                    "statistics cannot be updated inside its forward-mode pass; build it with "
                     "track_running_stats=False"
                 )
         self.stream = RandomStream(self.seed, self.name)

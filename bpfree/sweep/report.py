@@ -139,11 +139,10 @@ def _final_lines(study: Any, spec: SweepSpec, folder: Path) -> list[str]:
     if not spec.final.seeds:
         return []
     results = final_results(study, spec, folder)
-    epochs = spec.final_epochs
-    decays = spec.final_config(study.best_trial.params, spec.final.seeds[0]).resolved()
+    final = spec.final_config(study.best_trial.params, spec.final.seeds[0]).resolved()
     lines = [
-        f"## Best settings over {len(results)} seeds ({epochs} epochs, learning rate decayed at "
-        f"epochs {decays.decay_epochs}, validation fraction {spec.final.val_fraction})",
+        f"## Best settings over {len(results)} seeds ({final.epochs} epochs, learning rate "
+        f"decayed at epochs {final.decay_epochs}, validation fraction {final.val_fraction})",
         "",
         "| seed | test accuracy [%] |",
         "|---|---|",

@@ -54,16 +54,16 @@ class _OneSidedTangents(TorchFunctionMode):
             return func(*args, **kwargs)
         b_primal, b_tangent = _split(b)
         primal = func(x_primal, w_primal, b_primal, *rest, **options)
-        if x_tangent is not None:
-            tangent = func(x_tangent, w_primal, None, *rest, **options)  # ẋ Wᵀ
+        if x_tangent is None and func is not F.linear:
+            # convolution_jvp's tangent: the filters' tangent and ḃ in one convolution
+            tangent = func(x_primal, w_tangent, b_tangent, *rest, **options)
+        else:  # addmm's (and a convolution's by its input): ḃ + ẋ Wᵀ, or ḃ + x Ẇᵀ
+            if x_tangent is not None:
+                tangent = func(x_tangent, w_primal, None, *rest, **options)
+            else:
+                tangent = func(x_primal, w_tangent, None, *rest, **options)
             if b_tangent is not None:
                 tangent = _bias(func, b_tangent, tangent.dim()) + tangent
-        elif func is F.linear:  # addmm's tangent: ḃ + x Ẇᵀ
-            tangent = func(x_primal, w_tangent, None)
-            if b_tangent is not None:
-                tangent = b_tangent + tangent
-        else:  # convolution_jvp's: the filters' tangent and ḃ in one convolution
-            tangent = func(x_primal, w_tangent, b_tangent, *rest, **options)
         return fwAD.make_dual(primal, tangent)
 
 

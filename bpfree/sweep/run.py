@@ -79,6 +79,7 @@ def sweep(
             None,  # set before each trial is asked (claim_next)
             spec.pruning.build(optuna),
         )
+        enqueue_settings(optuna, study, spec)
     executor = executor or InProcess(log=log)
     overrides = overrides or {}
     try:
@@ -115,6 +116,16 @@ def run_trials(optuna, study, spec, folder, url, executor, overrides, log) -> No
                 log(f"trial {number} FAILED: {reason}")
             else:
                 log(f"trial {number} ended: {find_trial(study, number).state.name.lower()}")
+
+
+def enqueue_settings(optuna: Any, study: Any, spec: SweepSpec) -> None:
+    """Put the spec's ``enqueue`` settings first in the study's queue, each once (not again when
+    the command is rerun: a trial with those settings exists), and only while the study has
+    room for them among its trials."""
+    for settings in spec.enqueue:
+        if len(study.get_trials(deepcopy=False)) >= spec.trials:
+            return
+        study.enqueue_trial(settings, skip_if_exists=True)
 
 
 def claim_next(optuna: Any, study: Any, spec: SweepSpec, folder: Path) -> int | None:

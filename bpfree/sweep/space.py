@@ -65,6 +65,23 @@ class Parameter:
             )
         return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
 
+    def check_value(self, value: Any, where: str) -> None:
+        """A ``SpecError`` naming ``where`` unless ``value`` is one this parameter can take."""
+        if self.kind == "categorical":
+            if not any(
+                value == c and isinstance(value, bool) == isinstance(c, bool) for c in self.choices
+            ):
+                raise SpecError(
+                    f"{where} = {value!r} is not one of the choices {list(self.choices)}"
+                )
+            return
+        number = not isinstance(value, bool) and isinstance(value, int | float)
+        if not number or (self.kind == "int" and not float(value).is_integer()):
+            wanted = "an integer" if self.kind == "int" else "a number"
+            raise SpecError(f"{where} must be {wanted}, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise SpecError(f"{where} = {value!r} is outside the range [{self.low}, {self.high}]")
+
     def extremes(self) -> list[Any]:
         """The values at the ends of the range (every choice of a categorical): the spec is
         checked at these before any trial starts."""

@@ -10,6 +10,8 @@ the pruner, and the seeds that re-run the best settings.
     pruner: {type: median, warmup_epochs: 5, startup_trials: 5}
             # or {type: successive-halving, min_epochs: 2, reduction_factor: 3}, or none
     sampler_seed: 0                 # Optuna's TPE sampler
+    enqueue: [{lr: 0.01, momentum: 0.9}]       # settings tried first (e.g. the paper's), in
+                                               # order; a parameter left out is sampled
     final: {seeds: [0, 1, 2], epochs: 100}    # the best settings, trained on the whole
                                                # training set (val_fraction 0 unless given)
            # decay_epochs: [60, 90] in final: the final runs' decays, where the trials take a
@@ -43,6 +45,7 @@ SPEC_KEYS = (
     "timeout_hours",
     "pruner",
     "sampler_seed",
+    "enqueue",
     "final",
     "references",
 )
@@ -95,6 +98,7 @@ class SweepSpec:
     timeout_hours: float | None = None
     pruning: Pruning = field(default_factory=Pruning)
     sampler_seed: int = 0
+    enqueue: tuple[dict[str, Any], ...] = ()
     final: Final = field(default_factory=Final)
     references: dict[str, str] = field(default_factory=dict)
     source: str = ""  # the spec's YAML text, copied into the sweep folder
@@ -214,6 +218,7 @@ def parse_spec(values: dict[str, Any], default_name: str) -> SweepSpec:
         final=_final(values.get("final") or {}),
         references={str(k): str(v) for k, v in (values.get("references") or {}).items()},
     )
+    spec = dataclasses.replace(spec, enqueue=_enqueue(values.get("enqueue") or [], spec.space))
     if spec.base.get("dataset") in TEXT_DATASETS:
         raise SpecError(
             f"base.dataset {spec.base['dataset']!r} is a text: a sweep selects on the validation "
@@ -294,6 +299,25 @@ def _pruning(values: Any) -> Pruning:
     kind = _one_of(values.get("type", "median"), PRUNERS, "pruner.type")
     numbers = {k: _positive_int(values[k], f"pruner.{k}", minimum=0) for k in fields if k in values}
     return Pruning(kind=kind, **numbers)
+
+
+def _enqueue(entries: Any, space: tuple[Parameter, ...]) -> tuple[dict[str, Any], ...]:
+    """The settings to try first: each a mapping of searched parameters to values they can take."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e for e in entries):
+        raise SpecError(
+            "enqueue must be a list of settings such as [{lr: 0.01, momentum: 0.9}], got "
+            f"{entries!r}"
+        )
+    parameters = {p.name: p for p in space}
+    for i, entry in enumerate(entries):
+        for name, value in entry.items():
+            if name not in parameters:
+                raise SpecError(
+                    f"enqueue[{i}].{name} is not a searched parameter; name one of "
+                    f"{', '.join(parameters)}"
+                )
+            parameters[name].check_value(value, f"enqueue[{i}].{name}")
+    return tuple(dict(entry) for entry in entries)
 
 
 def _final(values: Any) -> Final:

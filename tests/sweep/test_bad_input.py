@@ -53,6 +53,22 @@ BAD_SPECS = {
         {"final": {"seeds": [0], "decay_epochs": [0, 2.5]}},
         r"final.decay_epochs must be a list of epochs \(integers >= 1\), got \[0, 2.5\]",
     ),
+    "an enqueued value outside its range": (
+        {"enqueue": [{"lr": 0.5}]},
+        r"enqueue\[0\].lr = 0.5 is outside the range \[0.001, 0.1\]",
+    ),
+    "an enqueued choice that is not one": (
+        {"enqueue": [{"lr": 0.01}, {"momentum": 0.5}]},
+        r"enqueue\[1\].momentum = 0.5 is not one of the choices \[0.0, 0.9\]",
+    ),
+    "an enqueued parameter that is not searched": (
+        {"enqueue": [{"weight_decay": 0.0}]},
+        r"enqueue\[0\].weight_decay is not a searched parameter",
+    ),
+    "enqueue that is not a list of settings": (
+        {"enqueue": {"lr": 0.01}},
+        "enqueue must be a list of settings",
+    ),
     "an unknown pruner": ({"pruner": "hyperband"}, "pruner.type must be one of"),
     "an unknown objective": ({"objective": "test_acc"}, "objective must be one of"),
 }

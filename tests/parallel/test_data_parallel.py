@@ -102,7 +102,8 @@ def test_the_parallel_benchmark_times_every_rule_alone_and_replicated():
     tables, elsewhere = run_replicas(cases.parallel_bench_tables, 2)
     assert elsewhere == []  # rank 0 alone reports
     mlp, conv = tables
-    assert "| rule | 1 process | 2 replicas | speed-up | communication / step | bound |" in mlp
+    header = "| rule | 1 process | 2 replicas | speed-up | communication / step | bound | "
+    assert header + "overlapped |" in mlp
     assert all(f"| {rule} | " in mlp for rule in ("bp", "pepita", "ff"))
     assert "| pepita | " in conv and "| ff | " not in conv  # FF walks no convolutions
 

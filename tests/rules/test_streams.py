@@ -33,6 +33,40 @@ def test_a_large_draw_is_the_same_on_any_number_of_threads(size, threads):
     assert abs(one.mean()) < 0.01 and abs(one.std() - 1) < 0.01
 
 
+def test_a_draw_of_some_positions_fills_only_their_blocks():
+    size, needed = 5 * BLOCK + 17, (BLOCK + 10, 3 * BLOCK - 10)
+    whole = fill_normal(torch.empty(size), torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    part = fill_normal(torch.full((size,), float("nan")), generator, needed=needed)
+    assert torch.equal(part[needed[0] : needed[1]], whole[needed[0] : needed[1]])
+    filled = ~part.isnan()
+    assert filled[BLOCK : 3 * BLOCK].all() and not filled[:BLOCK].any()
+    assert not filled[3 * BLOCK :].any()
+    assert torch.equal(torch.randn(4, generator=generator), _after(size))
+
+
+def _after(size):
+    generator = torch.Generator().manual_seed(3)
+    fill_normal(torch.empty(size), generator)
+    return torch.randn(4, generator=generator)
+
+
+@pytest.mark.parametrize("shape", [(8, BLOCK // 3 + 5), (6, 7)])  # blocks, and one small draw
+def test_each_replica_draws_its_rows_of_the_whole_batch(shape):
+    """The rows a replica keeps are those of one process's draw for the whole batch, and the
+    stream moves on as after that draw (the replica fills only the blocks of its rows)."""
+    like = torch.empty(0, dtype=torch.float64)
+    whole_stream = RandomStream(seed=5, purpose="test")
+    (whole,) = whole_stream.normal([shape], like)
+    (after,) = whole_stream.normal([(3,)], like)
+    total = shape[0]
+    for start, stop in [(0, 3), (3, total), (total - 1, total)]:
+        stream = RandomStream(seed=5, purpose="test")
+        (mine,) = stream.normal([(stop - start, *shape[1:])], like, rows=(start, total))
+        assert torch.equal(mine, whole[start:stop])
+        assert torch.equal(stream.normal([(3,)], like)[0], after)
+
+
 def test_a_stream_resumes_where_it_was_saved(threads):
     threads(2)
     shapes = [(3, BLOCK), (7,)]

@@ -11,6 +11,7 @@ Dropout masks are not rule draws: they come from torch's global generator, like 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -70,8 +71,10 @@ class RandomStream(HostState):
         """One N(0, I) tensor per shape, with ``like``'s dtype and device.
 
         With ``rows`` = (start, total), each shape is (n, ...) for n samples of a batch of
-        ``total``: it is drawn as (total, ...) and rows start:start + n are kept, so that a
-        replica of a data-parallel run draws what one process draws for the whole batch.
+        ``total``: its rows start:start + n are those of a (total, ...) draw, so that a replica
+        of a data-parallel run draws what one process draws for the whole batch. Only the blocks
+        of ``fill_normal`` that hold those rows are filled (a draw of at most ``BLOCK`` numbers
+        is made whole): a replica does its share of the drawing.
         """
         draws = []
         with self.generator() as generator:
@@ -79,9 +82,10 @@ class RandomStream(HostState):
                 shape = tuple(shape)
                 if rows is not None:
                     start, total = rows
-                    full = fill_normal(
-                        torch.empty((total, *shape[1:]), dtype=like.dtype), generator
-                    )
+                    row = math.prod(shape[1:])
+                    full = torch.empty((total, *shape[1:]), dtype=like.dtype)
+                    needed = (start * row, (start + shape[0]) * row)
+                    fill_normal(full, generator, needed=needed)
                     draws.append(full[start : start + shape[0]].to(like.device))
                 else:
                     draws.append(
@@ -94,7 +98,9 @@ class RandomStream(HostState):
 BLOCK = 1 << 18
 
 
-def fill_normal(out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def fill_normal(
+    out: torch.Tensor, generator: torch.Generator, needed: tuple[int, int] | None = None
+) -> torch.Tensor:
     """Fill the contiguous CPU tensor ``out`` with N(0, 1) numbers from ``generator``.
 
     Up to ``BLOCK`` numbers are drawn from ``generator`` itself (``torch.randn``'s numbers).
@@ -103,23 +109,29 @@ def fill_normal(out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     torch's intra-op threads. One generator draws a few ns a number on one core (5.2 M numbers,
     one per weight of a 3072-1024x3 MLP, take 20 ms); the blocks give the same numbers on any
     number of threads, in a fraction of that time.
+
+    ``needed`` = (start, stop): only the numbers at those flat positions are wanted; the blocks
+    outside them are left unfilled. The numbers wanted and the generator's next position are
+    those of the whole draw.
     """
     flat = out.view(-1)
     if flat.numel() <= BLOCK:
         return out.normal_(generator=generator)
     blocks = flat.split(BLOCK)
     seeds = torch.randint(2**62, (len(blocks),), generator=generator)
+    start, stop = (0, flat.numel()) if needed is None else needed
+    wanted = range(start // BLOCK, -(-stop // BLOCK)) if stop > start else range(0)
 
     def fill(index: int) -> None:
         block_generator = torch.Generator().manual_seed(int(seeds[index]))
         blocks[index].normal_(generator=block_generator)
 
-    threads = min(torch.get_num_threads(), len(blocks))
-    if threads == 1:
-        for index in range(len(blocks)):
+    threads = min(torch.get_num_threads(), len(wanted))
+    if threads <= 1:
+        for index in wanted:
             fill(index)
     else:
-        list(_threads(threads).map(fill, range(len(blocks))))
+        list(_threads(threads).map(fill, wanted))
     return out
 
 

@@ -7,10 +7,10 @@ first rank 0 alone times ``rule.step`` + ``optimizer.step`` on the global batch 
 ranks wait; then every rank times the data-parallel step (its rows of the same batch, the
 gradients averaged), each rule on a fresh training state; then every rank at once times the
 step on its rows without averaging anything; last, the same with an all-reduce of as many
-numbers as the gradients started (asynchronously) before each step and waited for after it. A
-time is the median over ``rounds`` bursts of
-``steps`` steps of the burst's mean; the replicas' time is the slowest rank's. Communication is
-the time spent in the collective calls, per step, on rank 0.
+numbers as the gradients started (asynchronously) before each step and waited for after it.
+A time is the median over ``rounds`` bursts of ``steps`` steps of the burst's mean; the
+replicas' time is the slowest rank's. Communication is the time spent in the collective calls,
+per step, on rank 0.
 
 The side-by-side time bounds what any handling of the communication (overlapping it with the
 step, fewer or larger buckets) could reach on the machine: it is the replicas' arithmetic alone,

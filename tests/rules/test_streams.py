@@ -79,3 +79,12 @@ def test_a_stream_resumes_where_it_was_saved(threads):
     drawn = resumed.normal(shapes, torch.empty(0))
     assert all(torch.equal(a, b) for a, b in zip(drawn, expected, strict=True))
     assert not torch.equal(drawn[0], stream.normal(shapes, torch.empty(0))[0])  # it moved on
+
+
+def test_a_draw_in_place_is_the_draw_of_the_same_shapes():
+    like = torch.empty(0)
+    shapes = [(3, BLOCK), (5, 7), (7, 5)]
+    expected = RandomStream(seed=5, purpose="test").normal(shapes, like)
+    kept = [torch.empty(3, BLOCK), torch.empty(5, 7), torch.empty(5, 7).T]  # the last strided
+    RandomStream(seed=5, purpose="test").normal_(kept)
+    assert all(torch.equal(a, b) for a, b in zip(kept, expected, strict=True))

@@ -93,6 +93,17 @@ class RandomStream(HostState):
                     )
         return draws
 
+    def normal_(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Fill each tensor in place with the numbers ``normal`` would draw for its shape (no
+        new memory for a contiguous CPU tensor)."""
+        with self.generator() as generator:
+            for tensor in tensors:
+                if tensor.device.type == "cpu" and tensor.is_contiguous():
+                    fill_normal(tensor, generator)
+                else:
+                    drawn = fill_normal(torch.empty(tensor.shape, dtype=tensor.dtype), generator)
+                    tensor.copy_(drawn)
+
 
 # Numbers per block of a large draw. Fixed, so that the numbers do not depend on the threads.
 BLOCK = 1 << 18

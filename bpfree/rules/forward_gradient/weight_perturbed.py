@@ -69,11 +69,15 @@ class FGWeight(Rule):
             output = torch.func.functional_call(self.model, params, (x,))
             return F.cross_entropy(output, y), output
 
-        grads = {name: self.grads.zeros(p) for name, p in named.items()}
+        grads = {name: self.grads(p) for name, p in named.items()}
         reference = next(iter(theta.values()))
-        for _ in range(self.perturbations):
-            draws = self.stream.normal([t.shape for t in theta.values()], reference)
-            v = dict(zip(theta, draws, strict=True))
+        for k in range(self.perturbations):
+            if k == 0:  # v_1 is drawn into the gradients, which become (∇L · v_1) v_1 / K
+                self.stream.normal_(list(grads.values()))
+                v = grads
+            else:
+                draws = self.stream.normal([t.shape for t in theta.values()], reference)
+                v = dict(zip(theta, draws, strict=True))
             with torch.no_grad(), forward_mode():
                 dual = {name: fwAD.make_dual(theta[name], v[name]) for name in theta}
                 loss_dual, output = loss_of(dual)
@@ -81,5 +85,8 @@ class FGWeight(Rule):
                 output = fwAD.unpack_dual(output).primal
                 weight = slope / self.perturbations
                 for name, g in grads.items():
-                    g.addcmul_(v[name], weight)  # + (∇L · v) v / K, in one pass
+                    if k == 0:
+                        g.mul_(weight)
+                    else:
+                        g.addcmul_(v[name], weight)  # + (∇L · v_k) v_k / K, in one pass
         return StepResult(loss.detach(), output)

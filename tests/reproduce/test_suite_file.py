@@ -85,6 +85,7 @@ def test_a_text_suite_takes_the_lowest_validation_perplexity_and_may_only_show_t
     assert suite.metric == "best_val_ppl"
     row = next(r for r in suite.rows if r.name == "micro-grape")
     assert row.tolerance is None and row.paper.mean == 84.8
-    assert row.train_config(0).rule_options == {"points": "micro", "feedback_lr": 10.0}
+    config = row.train_config(0)
+    assert config.rule_options == {"points": "micro", "feedback_lr": 1.0} and config.lr == 1e-3
     result = RowResult(row, status="complete", seeds_planned=1, value=70.0)
     assert result.verdict == "for reference"

@@ -5,10 +5,11 @@ Launched by ``torchrun`` (``torchrun --nproc-per-node N -m bpfree train ...``), 
 (a *replica*) holds the whole model, rule and optimizer; each takes its rows of every global
 batch, the rule writes ``.grad`` for them, and the gradients are averaged across replicas in
 one collective call before the optimizer applies them (``averaging``). The random draws a rule
-makes come from streams identical on every replica, per-sample draws taken for the whole
-global batch (``Rule.batch_rows``); feedback state a rule learns from data outside ``.grad``
-is summed across replicas by the rule (``Rule.sum_across_replicas``). Nothing here starts a
-process or opens a socket: ``torch.distributed`` does, from the environment ``torchrun`` sets.
+makes come from streams identical on every replica, a per-sample draw giving each replica
+its rows of the whole global batch's (``Rule.batch_rows``); feedback state a rule learns from
+data outside ``.grad`` is summed across replicas by the rule (``Rule.sum_across_replicas``).
+Nothing here starts a process or opens a socket: ``torch.distributed`` does, from the
+environment ``torchrun`` sets.
 
 For a loop of your own, under ``torchrun``::
 

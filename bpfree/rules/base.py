@@ -166,8 +166,9 @@ class Rule(nn.Module):
 
     def batch_rows(self, n: int) -> tuple[int, int]:
         """(start, total): where this step's n samples lie in the global batch, (0, n) outside
-        data parallelism. A per-sample random draw is made for all ``total`` rows and sliced, so
-        that every replica draws what one process would."""
+        data parallelism. A per-sample random draw gives this step's rows of the draw for all
+        ``total`` rows (``RandomStream.normal``), so that every replica draws what one process
+        would."""
         return (0, n) if self._rows is None else self._rows
 
     def sum_across_replicas(self, tensors: list[torch.Tensor]) -> None:

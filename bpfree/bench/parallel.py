@@ -67,21 +67,17 @@ class ParallelTime:
         return self.alone / self.overlapped
 
 
-def _burst_seconds(stepper: DataParallel, x, y, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        stepper.step(x, y)
-    return (time.perf_counter() - start) / steps
-
-
-def _overlapped_burst_seconds(
-    stepper: DataParallel, x, y, steps: int, exchanged: torch.Tensor
+def _burst_seconds(
+    stepper: DataParallel, x, y, steps: int, exchanged: torch.Tensor | None = None
 ) -> float:
+    """Seconds per step over ``steps`` steps; with ``exchanged``, an all-reduce of it runs
+    (asynchronously) during each step."""
     start = time.perf_counter()
     for _ in range(steps):
-        work = dist.all_reduce(exchanged, async_op=True)
+        work = None if exchanged is None else dist.all_reduce(exchanged, async_op=True)
         stepper.step(x, y)
-        work.wait()
+        if work is not None:
+            work.wait()
     return (time.perf_counter() - start) / steps
 
 
@@ -132,9 +128,7 @@ def time_parallel(
     side_by_side = _slowest_median(replicas, bursts)
     exchanged = torch.zeros(_gradient_numbers(apart.state.optimizer), device=device)
     replicas.barrier()
-    bursts = [
-        _overlapped_burst_seconds(stepper, own_x, own_y, steps, exchanged) for _ in range(rounds)
-    ]
+    bursts = [_burst_seconds(stepper, own_x, own_y, steps, exchanged) for _ in range(rounds)]
     overlapped = _slowest_median(replicas, bursts)
     return ParallelTime(rule, alone, replicated, communicating, side_by_side, overlapped)
 

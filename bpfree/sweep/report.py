@@ -66,7 +66,7 @@ def write_report(study: Any, spec: SweepSpec, folder: Path, command: str) -> lis
     rows = trial_rows(study)
     written = [folder / "report.md", folder / "trials.csv"]
     write_csv(rows, written[1])
-    plots = _plots(study, folder)
+    plots = _plots(study, spec, folder)
     write_text(written[0], _markdown(study, spec, folder, rows, command, plots))
     return written + plots
 
@@ -155,17 +155,17 @@ def _final_lines(study: Any, spec: SweepSpec, folder: Path) -> list[str]:
     return lines
 
 
-def _plots(study: Any, folder: Path) -> list[Path]:
+def _plots(study: Any, spec: SweepSpec, folder: Path) -> list[Path]:
     """Optuna's optimisation history, its per-epoch validation curves of every trial (pruned
     ones too: with successive halving they are most of the study) and its parameter
-    importances, where they can be drawn."""
+    importances, where they can be drawn; the axes named in the sweep's terms."""
     import optuna.visualization.matplotlib as optuna_plots
 
     written = []
-    for name, draw in (
-        ("history.png", optuna_plots.plot_optimization_history),
-        ("curves.png", optuna_plots.plot_intermediate_values),
-        ("importances.png", optuna_plots.plot_param_importances),
+    for name, draw, axis_labels in (
+        ("history.png", optuna_plots.plot_optimization_history, ("trial", f"{spec.objective} [%]")),
+        ("curves.png", optuna_plots.plot_intermediate_values, ("epoch", "validation accuracy [%]")),
+        ("importances.png", optuna_plots.plot_param_importances, None),
     ):
         path = folder / name
         if pyplot(path) is None:
@@ -176,6 +176,11 @@ def _plots(study: Any, folder: Path) -> list[Path]:
                 axes = draw(study)
         except (ValueError, RuntimeError):  # too few completed trials to draw it
             continue
+        if axis_labels is not None:
+            axes.set_xlabel(axis_labels[0])
+            axes.set_ylabel(axis_labels[1])
+        if name == "curves.png" and axes.get_legend() is not None:
+            axes.get_legend().remove()  # a line per trial: the numbers are in trials.csv
         save_figure(axes.figure, path)
         written.append(path)
     return written

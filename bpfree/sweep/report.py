@@ -159,13 +159,19 @@ def _plots(study: Any, spec: SweepSpec, folder: Path) -> list[Path]:
     """Optuna's optimisation history, its per-epoch validation curves of every trial (pruned
     ones too: with successive halving they are most of the study) and its parameter
     importances, where they can be drawn; the axes named in the sweep's terms."""
-    import optuna.visualization.matplotlib as optuna_plots
+    from optuna.visualization.matplotlib import (
+        plot_intermediate_values,
+        plot_optimization_history,
+        plot_param_importances,
+    )
 
     written = []
-    for name, draw, axis_labels in (
-        ("history.png", optuna_plots.plot_optimization_history, ("trial", f"{spec.objective} [%]")),
-        ("curves.png", optuna_plots.plot_intermediate_values, ("epoch", "validation accuracy [%]")),
-        ("importances.png", optuna_plots.plot_param_importances, None),
+    # (file, Optuna's drawing, axis labels, whether its legend stays: the curves' has a line
+    # per trial, whose numbers are in trials.csv)
+    for name, draw, labels, legend in (
+        ("history.png", plot_optimization_history, ("trial", f"{spec.objective} [%]"), True),
+        ("curves.png", plot_intermediate_values, ("epoch", "validation accuracy [%]"), False),
+        ("importances.png", plot_param_importances, None, True),
     ):
         path = folder / name
         if pyplot(path) is None:
@@ -176,11 +182,10 @@ def _plots(study: Any, spec: SweepSpec, folder: Path) -> list[Path]:
                 axes = draw(study)
         except (ValueError, RuntimeError):  # too few completed trials to draw it
             continue
-        if axis_labels is not None:
-            axes.set_xlabel(axis_labels[0])
-            axes.set_ylabel(axis_labels[1])
-        if name == "curves.png" and axes.get_legend() is not None:
-            axes.get_legend().remove()  # a line per trial: the numbers are in trials.csv
+        if labels is not None:
+            axes.set(xlabel=labels[0], ylabel=labels[1])
+        if not legend and axes.get_legend() is not None:
+            axes.get_legend().remove()
         save_figure(axes.figure, path)
         written.append(path)
     return written

@@ -22,7 +22,13 @@ from bpfree.cluster import Executor, InProcess, Task, run_all
 from bpfree.core.files import write_text
 from bpfree.reproduce.suite import Row, Suite, SuiteError
 from bpfree.rules import RULES
-from bpfree.training import RunFolder, RunFolderError, TrainConfig, train_job
+from bpfree.training import (
+    TRAINED_ELSEWHERE,
+    RunFolder,
+    RunFolderError,
+    TrainConfig,
+    train_job,
+)
 
 FAILED = "failed.txt"
 
@@ -164,6 +170,9 @@ def _record(job: Job, reason: str | None, failures: dict[str, str], log) -> None
     if reason is None:
         marker.unlink(missing_ok=True)
         log(f"finished {job.label}")
+        return
+    if reason == TRAINED_ELSEWHERE:  # not failed: the command that holds it finishes it
+        log(f"{job.label}: {reason}")
         return
     failures[job.label] = reason
     write_text(marker, reason)

@@ -34,7 +34,7 @@ from bpfree.sweep.trial import (
     run_trial,
     trial_folder,
 )
-from bpfree.training import RunFolder, train_job
+from bpfree.training import TRAINED_ELSEWHERE, RunFolder, train_job
 
 ORPHAN_SECONDS = 300.0
 CLAIMS_LOCK = ".claims.lock"
@@ -111,7 +111,9 @@ def run_trials(optuna, study, spec, folder, url, executor, overrides, log) -> No
             return
         for task, reason in executor.wait():
             number = task.arguments[2]
-            if reason is not None:
+            if reason == TRAINED_ELSEWHERE:
+                log(f"trial {number}: {reason}")
+            elif reason is not None:
                 _fail_if_running(optuna, study, number, reason)
                 log(f"trial {number} FAILED: {reason}")
             else:
@@ -215,11 +217,14 @@ def run_final(study, spec, folder, executor, overrides, log) -> None:
     for config in final_configs(study, spec, folder, overrides):
         run = RunFolder(config.out)
         if run.in_use():
-            log(f"final seed {config.seed}: trained by another command now")
+            log(f"final seed {config.seed}: {TRAINED_ELSEWHERE}")
         elif run.finished_epochs() < config.epochs:
             tasks.append(Task(f"final seed {config.seed}", train_job, (config,), run.path))
 
     def done(task: Task, reason: str | None) -> None:
-        log(f"{task.label}: " + (f"FAILED: {reason}" if reason else "finished"))
+        if reason is None or reason == TRAINED_ELSEWHERE:
+            log(f"{task.label}: {reason or 'finished'}")
+        else:
+            log(f"{task.label}: FAILED: {reason}")
 
     run_all(executor, tasks, done)

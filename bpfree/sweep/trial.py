@@ -15,7 +15,13 @@ from bpfree.core.extras import require
 from bpfree.data import DataError
 from bpfree.sweep.spec import SweepSpec
 from bpfree.sweep.storage import open_storage
-from bpfree.training import ConfigError, RunFolderError, TrainingDiverged, train
+from bpfree.training import (
+    TRAINED_ELSEWHERE,
+    ConfigError,
+    RunFolderError,
+    TrainingDiverged,
+    train,
+)
 from bpfree.training.run_folder import FolderInUse
 
 CLAIM = "claimed_by"
@@ -47,7 +53,8 @@ def run_trial(
     spec: SweepSpec, url: str, number: int, folder: Path, overrides: dict[str, Any]
 ) -> str | None:
     """Train trial ``number`` (resuming its folder) and tell the study how it ended; ``None``
-    when it finished or was pruned, else why it failed."""
+    when it finished or was pruned, ``TRAINED_ELSEWHERE`` when another worker runs it now,
+    else why it failed."""
     optuna = require("optuna", extra="cluster", needed_for="bpfree sweep")
     study = optuna.load_study(
         study_name=spec.name, storage=open_storage(optuna, url), pruner=spec.pruning.build(optuna)
@@ -72,7 +79,7 @@ def run_trial(
         study.tell(number, state=optuna.trial.TrialState.PRUNED)
         return None
     except FolderInUse:  # another worker resumed this trial first; it will tell the study
-        return None
+        return TRAINED_ELSEWHERE
     except (ConfigError, DataError, RunFolderError, TrainingDiverged) as error:
         reason = f"{type(error).__name__}: {error}"
         trial.set_user_attr(FAILURE, reason)

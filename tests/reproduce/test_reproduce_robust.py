@@ -14,8 +14,10 @@ import torch
 
 from bpfree import cli
 from bpfree.cluster import LocalPool
-from bpfree.reproduce import SuiteError, load_suite, reproduce
+from bpfree.reproduce import SuiteError, load_suite, plan, reproduce
+from bpfree.reproduce.runner import FAILED, run_jobs
 from bpfree.testing import assert_same
+from bpfree.training import TRAINED_ELSEWHERE, RunFolder
 
 SUITE = """
 title: tiny
@@ -122,3 +124,16 @@ def test_a_run_config_that_is_not_yaml_is_named(suite_file, data_dir, tmp_path):
     (folder / "config.yaml").write_text("rule: [bp\n")
     with pytest.raises(SuiteError, match=r"bp/seed-0/config.yaml cannot be read as YAML"):
         reproduce(load_suite(suite_file), tmp_path / "out", data_dir=str(data_dir), log=quiet)
+
+
+def test_a_run_another_command_trains_is_left_to_it_not_failed(suite_file, data_dir, tmp_path):
+    suite = load_suite(suite_file)
+    held = tmp_path / "out" / "tiny" / "bp" / "seed-0"
+    lines = []
+    with RunFolder(held).writing():  # as another bpfree command training it would
+        failures = run_jobs(plan(suite, tmp_path / "out", data_dir=str(data_dir)), log=lines.append)
+    assert failures == {}
+    assert f"bp seed 0: {TRAINED_ELSEWHERE}" in lines
+    assert not (held / FAILED).exists() and RunFolder(held).finished_epochs() == 0
+    others = [folder.parent for folder in (tmp_path / "out").rglob("metrics.jsonl")]
+    assert len(others) == 3 and held not in others

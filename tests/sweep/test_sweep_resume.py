@@ -1,15 +1,17 @@
 """A sweep stopped by a kill and run again ends with exactly its trials, the interrupted one
 resumed from its checkpoint (not redone); two commands sharing one SQLite study split the
-trials between them with none run twice."""
+trials between them with none run twice, and a final seed one of them trains is left to it."""
 
 import json
 import re
+import shutil
 import signal
 import time
 
 import pytest
 
-from bpfree.training import RunFolder
+from bpfree.sweep import load_spec, sweep
+from bpfree.training import TRAINED_ELSEWHERE, RunFolder
 
 pytest.importorskip("optuna")
 from optuna.trial import TrialState
@@ -71,3 +73,23 @@ def test_two_commands_sharing_one_study_finish_six_trials_between_them(
     assert len(set(settings)) == 6  # and the two commands drew different settings
     for number in range(6):
         assert len(metrics(out / "tiny" / "trials" / f"trial-{number:04d}")) == 3
+
+
+def test_a_final_seed_another_command_trains_is_left_to_it_not_failed(
+    write_spec, data_dir, tmp_path, monkeypatch
+):
+    spec = load_spec(write_spec(trials=2, final={"seeds": [0], "epochs": 2}))
+    out = tmp_path / "out"
+    run = {"executor": None, "overrides": {"data_dir": str(data_dir)}}
+    sweep(spec, out, **run, log=lambda _: None)
+    final = RunFolder(next((out / "final").glob("trial-*/seed-0")))
+    shutil.rmtree(final.path)
+    for checked in (True, False):  # held before the check, or taken between check and start
+        if not checked:
+            monkeypatch.setattr(RunFolder, "in_use", lambda self: False)
+        lines = []
+        with final.writing():  # as another bpfree command training it would
+            sweep(spec, out, **run, log=lines.append)
+        assert lines[-1] == f"final seed 0: {TRAINED_ELSEWHERE}"
+        assert not any("FAILED" in line for line in lines)
+        assert final.finished_epochs() == 0

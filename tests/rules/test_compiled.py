@@ -79,3 +79,33 @@ def test_a_rule_that_cannot_be_captured_says_why_and_runs_eagerly(rule, caplog):
     )
     for a, b in zip(train(compiled, step), expected, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("rule", ["pepita-hebbian", "ff-topdown"])
+def test_a_compiled_step_writes_the_kept_gradient_buffers_in_place(rule):
+    """Through inductor, a rule that writes its own updates trains the eager weights, and its
+    graph writes them into the gradient buffers kept from step to step (CPU): the same tensors
+    are ``.grad`` after every step, and no weight-sized tensor is copied into them. PEPITA-
+    Hebbian's first layer and FF top-down's add a second product to the first
+    (``addmm_into`` with β = 1)."""
+    eager = state(rule)
+    expected = train(eager, lambda x, y: eager.step(x, y))
+    compiled = state(rule)
+    step = bpfree.compiled_step(compiled.rule, compiled.optimizer)
+    weights = train(compiled, step)
+    for a, b in zip(weights, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+    params = [p for p in compiled.model.parameters() if p.grad is not None]
+    kept = [p.grad for p in params]
+    x, y = batches()[0]
+    with torch.profiler.profile(record_shapes=True) as profile:
+        step(x, y)
+    assert all(p.grad is grad for p, grad in zip(params, kept, strict=True))
+    weight_shapes = [list(p.shape) for p in params if p.dim() == 2]
+    copies = [
+        event.input_shapes
+        for event in profile.events()
+        if event.name == "aten::copy_" and event.input_shapes[:1] in ([s] for s in weight_shapes)
+    ]
+    assert copies == []

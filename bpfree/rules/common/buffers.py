@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 class GradBuffers:
@@ -15,9 +15,14 @@ class GradBuffers:
     ``Rule.step`` sets every ``.grad`` to None before the rule runs; a rule that writes its
     update itself (no autograd) takes ``buffers(p)``, which makes a kept tensor ``p.grad``
     again and returns it to be overwritten, so a step allocates no gradient memory. Nothing of
-    it is rule state: it is rebuilt when a parameter changes shape, dtype or device. Inside a
-    compiled graph each call gives a fresh tensor instead: the compiler would copy every write
-    into a kept buffer back out of the graph.
+    it is rule state: it is rebuilt when a parameter changes shape, dtype or device.
+
+    Inside a compiled graph a CPU parameter keeps its buffer too: a fresh gradient of a few MB
+    per step would come from the C allocator in new pages (some 500 page faults a step on
+    784-1024-10), so the graph writes the kept buffer in place (its matrix products through
+    ``addmm_into``, which the compiler does not copy back out). A CUDA parameter's gradient is
+    a fresh tensor in a graph: CUDA memory comes from torch's caching allocator, and a CUDA
+    graph is replayed only where it mutates none of its inputs.
     """
 
     def __init__(self) -> None:
@@ -25,7 +30,7 @@ class GradBuffers:
 
     def __call__(self, param: nn.Parameter) -> torch.Tensor:
         """The buffer of ``param``, set as its ``.grad`` (contents undefined: overwrite it)."""
-        if torch.compiler.is_compiling():  # in a graph a kept tensor written costs a copy back
+        if torch.compiler.is_compiling() and param.device.type == "cuda":
             param.grad = torch.empty_like(param)
             return param.grad
         kept = self._kept.get(id(param))
@@ -71,3 +76,19 @@ class HostState(nn.Module):
 
     def _apply(self, fn, recurse=True):
         return self
+
+
+def addmm_into(out: Tensor, mat1: Tensor, mat2: Tensor, *, beta: float, alpha: float) -> None:
+    """out ← β out + α mat1 mat2, written in ``out``'s memory (β = 0: ``out``'s contents are not
+    read, NaN included). Eagerly ``torch.addmm(..., out=out)``; in a compiled graph one opaque
+    call that mutates ``out``, which the compiler writes in place where it would compute the
+    product into a new tensor and copy that into ``out`` (a kept gradient buffer)."""
+    if torch.compiler.is_compiling():
+        torch.ops.bpfree.addmm_into(out, mat1, mat2, beta, alpha)
+    else:
+        torch.addmm(out, mat1, mat2, beta=beta, alpha=alpha, out=out)
+
+
+@torch.library.custom_op("bpfree::addmm_into", mutates_args=("out",))
+def _addmm_into_op(out: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> None:
+    torch.addmm(out, mat1, mat2, beta=beta, alpha=alpha, out=out)

@@ -35,6 +35,7 @@ from torch import nn
 from bpfree.core.checks import POSITIVE, optional
 from bpfree.rules.base import Rule
 from bpfree.rules.common.activations import activation_of
+from bpfree.rules.common.buffers import addmm_into
 from bpfree.rules.common.losses import cross_entropy_error, one_hot
 from bpfree.rules.common.walk import DenseLayer, LayerStack
 
@@ -152,7 +153,7 @@ def write_summed_grad(layer: DenseLayer, n: int, *pairs: tuple[torch.Tensor, tor
     weight = layer.grads(layer.linear.weight)
     for k, (delta, pre) in enumerate(pairs):
         # 'ro,ri->oi', the first pair overwriting what the last step left
-        torch.addmm(weight, delta.T, pre, beta=float(k > 0), alpha=1.0 / n, out=weight)
+        addmm_into(weight, delta.T, pre, beta=float(k > 0), alpha=1.0 / n)
     if layer.linear.bias is not None:
         bias = layer.grads(layer.linear.bias)
         torch.sum(pairs[0][0], dim=0, out=bias)

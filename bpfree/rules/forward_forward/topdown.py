@@ -9,6 +9,7 @@ from torch import nn
 
 from bpfree.core.checks import NON_NEGATIVE, SEED, SIGN
 from bpfree.rules.base import StepResult
+from bpfree.rules.common.buffers import addmm_into
 from bpfree.rules.common.init import uniform_feedback
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.streams import seeded_generator
@@ -120,7 +121,7 @@ class FFTopDown(ff.ForwardForwardRule):
                 continue
             # ΔW₁ = (δ⁺ᵀ x + δ⁻ᵀ (x + s F e)) / n = ((δ⁺ + δ⁻)ᵀ x + s (δ⁻ᵀ e) Fᵀ) / n
             ff.write_summed_grad(layer, n, (delta + delta_neg, x))
-            layer.linear.weight.grad.addmm_(delta_neg.T.mm(e), self.F.T, alpha=s / n)
+            addmm_into(layer.linear.weight.grad, delta_neg.T.mm(e), self.F.T, beta=1.0, alpha=s / n)
         return StepResult(loss.detach(), logits)
 
     @torch.no_grad()

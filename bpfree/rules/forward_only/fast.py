@@ -23,6 +23,7 @@ import torch
 
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.activations import activation_of
+from bpfree.rules.common.buffers import addmm_into
 from bpfree.rules.common.losses import cross_entropy_error, one_hot
 from bpfree.rules.common.walk import WalkLayer, first_layer_maps
 from bpfree.rules.forward_only.mechanism import ModulatedInputRule, Term
@@ -140,7 +141,8 @@ def _write_first_layer_split(
     modulated = [post for post, term in zip(posts, terms, strict=True) if term.pre == "h_prev_err"]
     first.write_grad(_sum(posts), x, n)
     if modulated:
-        first.weight.grad.addmm_(_sum(modulated).T.mm(projected), rule.F.T, alpha=rule.sign / n)
+        sums = _sum(modulated).T.mm(projected)  # (o, c)
+        addmm_into(first.weight.grad, sums, rule.F.T, beta=1.0, alpha=rule.sign / n)
 
 
 def _sum(tensors: list[torch.Tensor]) -> torch.Tensor:

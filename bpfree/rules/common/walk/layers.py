@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bpfree.rules.common.activations import ACTIVATIONS
-from bpfree.rules.common.buffers import GradBuffers
+from bpfree.rules.common.buffers import GradBuffers, addmm_into
 from bpfree.rules.common.walk.pooling import pooled
 
 
@@ -70,7 +70,7 @@ class DenseLayer:
         ``post`` and ``pre`` may stack several terms along the batch axis (a sum of outer
         products); ``n`` is the batch size they are averaged over."""
         weight = self.grads(self.linear.weight)
-        torch.addmm(weight, post.T, self.inputs(pre), beta=0.0, alpha=1.0 / n, out=weight)
+        addmm_into(weight, post.T, self.inputs(pre), beta=0.0, alpha=1.0 / n)
         if self.linear.bias is not None:
             torch.sum(post, dim=0, out=self.grads(self.linear.bias)).div_(n)
 

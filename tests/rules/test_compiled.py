@@ -9,6 +9,7 @@ import torch
 
 import bpfree
 from bpfree.rules import RULES
+from bpfree.rules.common import buffers
 from bpfree.training import TrainConfig, TrainingState
 
 CAPTURED = [name for name in RULES if RULES.lookup(name).uncapturable is None]
@@ -109,3 +110,18 @@ def test_a_compiled_step_writes_the_kept_gradient_buffers_in_place(rule):
         if event.name == "aten::copy_" and event.input_shapes[:1] in ([s] for s in weight_shapes)
     ]
     assert copies == []
+
+
+@pytest.mark.parametrize("rule", ["pepita-hebbian", "ff-topdown"])
+def test_a_compiled_step_into_fresh_gradients_trains_the_eager_weights(rule, monkeypatch):
+    """The path a CUDA graph takes (a fresh gradient tensor in the graph, ``addmm_into`` on
+    it), taken on the CPU."""
+    eager = state(rule)
+    expected = train(eager, lambda x, y: eager.step(x, y))
+    asked = []
+    monkeypatch.setattr(buffers, "fresh_in_graph", lambda param: asked.append(param) or True)
+    compiled = state(rule)
+    step = bpfree.compiled_step(compiled.rule, compiled.optimizer, backend="aot_eager")
+    for a, b in zip(train(compiled, step), expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert asked  # the graph took the fresh path

@@ -30,7 +30,7 @@ class GradBuffers:
 
     def __call__(self, param: nn.Parameter) -> torch.Tensor:
         """The buffer of ``param``, set as its ``.grad`` (contents undefined: overwrite it)."""
-        if torch.compiler.is_compiling() and param.device.type == "cuda":
+        if torch.compiler.is_compiling() and fresh_in_graph(param):
             param.grad = torch.empty_like(param)
             return param.grad
         kept = self._kept.get(id(param))
@@ -48,6 +48,12 @@ class GradBuffers:
     def zeros(self, param: nn.Parameter) -> torch.Tensor:
         """The buffer of ``param``, zeroed: for updates summed over several terms."""
         return self(param).zero_()
+
+
+def fresh_in_graph(param: nn.Parameter) -> bool:
+    """Whether a compiled graph writes ``param``'s gradient into a fresh tensor (CUDA) rather
+    than into its kept buffer (see ``GradBuffers``)."""
+    return param.device.type == "cuda"
 
 
 class BufferList(nn.Module):

@@ -18,11 +18,12 @@ class GradBuffers:
     it is rule state: it is rebuilt when a parameter changes shape, dtype or device.
 
     Inside a compiled graph a CPU parameter keeps its buffer too: a fresh gradient of a few MB
-    per step would come from the C allocator in new pages (some 500 page faults a step on
-    784-1024-10), so the graph writes the kept buffer in place (its matrix products through
-    ``addmm_into``, which the compiler does not copy back out). A CUDA parameter's gradient is
-    a fresh tensor in a graph: CUDA memory comes from torch's caching allocator, and a CUDA
-    graph is replayed only where it mutates none of its inputs.
+    per step would come from the C allocator in new pages (hundreds of page faults a step on
+    784-1024-10, thousands on 3072-1024-1024-10), so the graph writes the kept buffer in place
+    (its matrix products through ``addmm_into``, which the compiler does not copy back out). A
+    CUDA parameter's gradient is a fresh tensor in a graph: CUDA memory comes from torch's
+    caching allocator, and inductor does not replay as a CUDA graph a graph that mutates an
+    input other than a parameter or a static buffer.
     """
 
     def __init__(self) -> None:

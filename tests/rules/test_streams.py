@@ -1,10 +1,13 @@
 """A rule's random stream: a large draw is made in blocks side by side, with numbers that do not
-depend on the threads, and a stream saved and loaded draws what it would have drawn."""
+depend on the threads, and a stream saved and loaded draws what it would have drawn. The draws
+for a GPU (made there, from a seed the stream gives) are taken on the CPU by making
+``drawn_where_used`` say so."""
 
 import pytest
 import torch
 
-from bpfree.rules.common.streams import BLOCK, RandomStream, fill_normal
+from bpfree.rules.common import streams
+from bpfree.rules.common.streams import BLOCK, RandomStream, fill_normal, seeded_generator
 
 
 @pytest.fixture
@@ -13,6 +16,15 @@ def threads():
     before = torch.get_num_threads()
     yield torch.set_num_threads
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["by the stream's generator", "seeded where used"])
+def drawn(request, monkeypatch):
+    """The two ways a Gaussian draw is made: on the CPU by the stream's generator, or as on a
+    GPU, where it is used, by a generator seeded from the stream."""
+    if request.param == "seeded where used":
+        monkeypatch.setattr(streams, "drawn_where_used", lambda device: True)
+    return request.param
 
 
 def test_a_small_draw_is_randns():
@@ -52,7 +64,7 @@ def _after(size):
 
 
 @pytest.mark.parametrize("shape", [(8, BLOCK // 3 + 5), (6, 7)])  # blocks, and one small draw
-def test_each_replica_draws_its_rows_of_the_whole_batch(shape):
+def test_each_replica_draws_its_rows_of_the_whole_batch(shape, drawn):
     """The rows a replica keeps are those of one process's draw for the whole batch, and the
     stream moves on as after that draw (the replica fills only the blocks of its rows)."""
     like = torch.empty(0, dtype=torch.float64)
@@ -67,7 +79,7 @@ def test_each_replica_draws_its_rows_of_the_whole_batch(shape):
         assert torch.equal(stream.normal([(3,)], like)[0], after)
 
 
-def test_a_stream_resumes_where_it_was_saved(threads):
+def test_a_stream_resumes_where_it_was_saved(threads, drawn):
     threads(2)
     shapes = [(3, BLOCK), (7,)]
     stream = RandomStream(seed=5, purpose="test")
@@ -81,10 +93,26 @@ def test_a_stream_resumes_where_it_was_saved(threads):
     assert not torch.equal(drawn[0], stream.normal(shapes, torch.empty(0))[0])  # it moved on
 
 
-def test_a_draw_in_place_is_the_draw_of_the_same_shapes():
+def test_a_draw_in_place_is_the_draw_of_the_same_shapes(drawn):
     like = torch.empty(0)
     shapes = [(3, BLOCK), (5, 7), (7, 5)]
     expected = RandomStream(seed=5, purpose="test").normal(shapes, like)
     kept = [torch.empty(3, BLOCK), torch.empty(5, 7), torch.empty(5, 7).T]  # the last strided
     RandomStream(seed=5, purpose="test").normal_(kept)
     assert all(torch.equal(a, b) for a, b in zip(kept, expected, strict=True))
+
+
+def test_a_draw_seeded_where_used_takes_one_number_of_the_stream_per_tensor(monkeypatch):
+    """Where it is used, a tensor is drawn by a generator seeded with the stream's next 62-bit
+    number, whatever its size: the host draws one number per tensor."""
+    monkeypatch.setattr(streams, "drawn_where_used", lambda device: True)
+    like = torch.empty(0, dtype=torch.float64)
+    stream = RandomStream(seed=5, purpose="test")
+    big, small = stream.normal([(3, BLOCK + 5), (7,)], like)
+    generator = seeded_generator(5, "test")  # where the stream starts
+    for tensor in (big, small):
+        seed = int(torch.randint(2**62, (), generator=generator))
+        expected = torch.empty(tensor.shape, dtype=like.dtype).normal_(
+            generator=torch.Generator().manual_seed(seed)
+        )
+        assert torch.equal(tensor, expected)

@@ -3,9 +3,14 @@ have drawn.
 
 Every random draw that is part of a rule (feedback matrices, sparsity masks, sign-symmetry
 magnitudes, mirror noise, forward-gradient tangents, Forward-Forward negatives) comes from a
-``RandomStream`` seeded by (seed, purpose), never from torch's global generator. Draws are made
-on the CPU and moved to the model's device, so the numbers do not depend on the device.
-Dropout masks are not rule draws: they come from torch's global generator, like ``nn.Dropout``.
+``RandomStream`` seeded by (seed, purpose), never from torch's global generator. The stream is
+a CPU generator whose state is a buffer of the rule, so a resumed run draws what it would have
+drawn. A draw for a CPU tensor comes from it; a Gaussian draw for a tensor on another device
+(``RandomStream.normal``, the large per-step draws: tangents, perturbations, mirror noise) is
+made on that device, by a generator seeded from the stream, so that a GPU step neither draws
+on the host nor copies what it drew: the same stream position gives the same numbers on the
+same kind of device. Dropout masks are not rule draws: they come from torch's global generator,
+like ``nn.Dropout``.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ import torch
 from bpfree.rules.common.buffers import HostState
 
 
-def drawn_on_the_host(what: str) -> str:
+def drawn_from_a_stream(what: str) -> str:
     """Why a rule drawing ``what`` from a ``RandomStream`` cannot be captured in one graph
     (``Rule.uncapturable``)."""
     return (
-        f"it draws {what} on the host from its seeded stream (the same numbers on every "
-        "device), which a compiled graph cannot hold"
+        f"it draws {what} from its seeded stream, a torch.Generator of its own that a "
+        "compiled graph cannot take"
     )
 
 
@@ -43,11 +48,12 @@ def seeded_generator(seed: int, purpose: str) -> torch.Generator:
 
 class RandomStream(HostState):
     """A seeded stream of random draws whose position is a buffer (``state``, uint8) kept on the
-    host (``HostState``): the draws are made there and moved to the model's device.
+    host (``HostState``).
 
     ``with stream.generator() as g`` gives a CPU generator at the stream's position and advances
-    the stream by what is drawn from it; ``normal(shapes, like)`` draws N(0, I) tensors (a
-    large one in blocks drawn side by side, ``fill_normal``).
+    the stream by what is drawn from it; ``normal(shapes, like)`` draws N(0, I) tensors where
+    ``like`` lives (``fill``: on the CPU a large one in blocks drawn side by side; on another
+    device from a seed the stream gives).
     """
 
     def __init__(self, seed: int, purpose: str) -> None:
@@ -72,37 +78,55 @@ class RandomStream(HostState):
 
         With ``rows`` = (start, total), each shape is (n, ...) for n samples of a batch of
         ``total``: its rows start:start + n are those of a (total, ...) draw, so that a replica
-        of a data-parallel run draws what one process draws for the whole batch. Only the blocks
-        of ``fill_normal`` that hold those rows are filled (a draw of at most ``BLOCK`` numbers
-        is made whole): a replica does its share of the drawing.
+        of a data-parallel run draws what one process draws for the whole batch. On the CPU only
+        the blocks of ``fill_normal`` that hold those rows are filled (a draw of at most
+        ``BLOCK`` numbers is made whole): a replica does its share of the drawing. On another
+        device the whole draw is made, in a fraction of the step.
         """
         draws = []
         with self.generator() as generator:
             for shape in shapes:
                 shape = tuple(shape)
-                if rows is not None:
-                    start, total = rows
-                    row = math.prod(shape[1:])
-                    full = torch.empty((total, *shape[1:]), dtype=like.dtype)
-                    needed = (start * row, (start + shape[0]) * row)
-                    fill_normal(full, generator, needed=needed)
-                    draws.append(full[start : start + shape[0]].to(like.device))
-                else:
+                if rows is None:
                     draws.append(
-                        fill_normal(torch.empty(shape, dtype=like.dtype), generator).to(like.device)
+                        fill(torch.empty(shape, dtype=like.dtype, device=like.device), generator)
                     )
+                    continue
+                start, total = rows
+                row = math.prod(shape[1:])
+                full = torch.empty((total, *shape[1:]), dtype=like.dtype, device=like.device)
+                fill(full, generator, needed=(start * row, (start + shape[0]) * row))
+                draws.append(full[start : start + shape[0]])
         return draws
 
     def normal_(self, tensors: Sequence[torch.Tensor]) -> None:
         """Fill each tensor in place with the numbers ``normal`` would draw for its shape (no
-        new memory for a contiguous CPU tensor)."""
+        new memory for a contiguous tensor)."""
         with self.generator() as generator:
             for tensor in tensors:
-                if tensor.device.type == "cpu" and tensor.is_contiguous():
-                    fill_normal(tensor, generator)
-                else:
-                    drawn = fill_normal(torch.empty(tensor.shape, dtype=tensor.dtype), generator)
-                    tensor.copy_(drawn)
+                if tensor.is_contiguous():
+                    fill(tensor, generator)
+                else:  # drawn in the order of its shape, as ``normal`` draws it
+                    contiguous = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+                    tensor.copy_(fill(contiguous, generator))
+
+
+def drawn_where_used(device: torch.device) -> bool:
+    """Whether a Gaussian draw for ``device`` is made there, from a generator seeded by the
+    stream (any device but the CPU), rather than by the stream's CPU generator itself."""
+    return device.type != "cpu"
+
+
+def fill(
+    out: torch.Tensor, generator: torch.Generator, needed: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Fill the contiguous tensor ``out`` with N(0, 1) numbers from the stream's ``generator``:
+    on the CPU by ``fill_normal`` (only the blocks holding ``needed``); on another device all
+    of ``out``, by a generator of that device seeded with one number drawn from ``generator``."""
+    if not drawn_where_used(out.device):
+        return fill_normal(out, generator, needed)
+    seed = int(torch.randint(2**62, (), generator=generator))
+    return out.normal_(generator=torch.Generator(device=out.device).manual_seed(seed))
 
 
 # Numbers per block of a large draw. Fixed, so that the numbers do not depend on the threads.
@@ -133,16 +157,16 @@ def fill_normal(
     start, stop = (0, flat.numel()) if needed is None else needed
     wanted = range(start // BLOCK, -(-stop // BLOCK)) if stop > start else range(0)
 
-    def fill(index: int) -> None:
+    def fill_block(index: int) -> None:
         block_generator = torch.Generator().manual_seed(int(seeds[index]))
         blocks[index].normal_(generator=block_generator)
 
     threads = min(torch.get_num_threads(), len(wanted))
     if threads <= 1:
         for index in wanted:
-            fill(index)
+            fill_block(index)
     else:
-        list(_threads(threads).map(fill, wanted))
+        list(_threads(threads).map(fill_block, wanted))
     return out
 
 

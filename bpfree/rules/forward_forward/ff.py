@@ -12,7 +12,7 @@ from torch import nn
 from bpfree.core.checks import NON_NEGATIVE_INT, SEED, one_of
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import RandomStream, drawn_on_the_host
+from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
 from bpfree.rules.forward_forward.mechanism import (
     SIGNS,
     THRESHOLD,
@@ -96,7 +96,7 @@ class FF(ForwardForwardRule):
     """
 
     name = "ff"
-    uncapturable = drawn_on_the_host("its negative samples")
+    uncapturable = drawn_from_a_stream("its negative samples")
 
     negatives = Option("label", one_of("label", "hybrid"))
     threshold = Option(None, THRESHOLD)

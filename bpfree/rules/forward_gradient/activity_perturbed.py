@@ -13,7 +13,7 @@ from bpfree.rules.common.directional import activity_gradient, activity_jvp
 from bpfree.rules.common.layer_math import ConvConfig, layer_config, ops_for
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.probe import output_shapes
-from bpfree.rules.common.streams import RandomStream, drawn_on_the_host
+from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
 from bpfree.rules.registry import register
 
 
@@ -75,7 +75,7 @@ class FGActivity(Rule):
     """
 
     name = "fg-activity"
-    uncapturable = drawn_on_the_host("its activity perturbations")
+    uncapturable = drawn_from_a_stream("its activity perturbations")
     perturbations = Option(1, POSITIVE_INT)
     seed = Option(0, SEED)
 

@@ -16,7 +16,7 @@ from bpfree.rules.common.buffers import BufferList
 from bpfree.rules.common.directional import activity_gradient, activity_jvp, per_sample_loss
 from bpfree.rules.common.losses import one_hot
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import RandomStream, drawn_on_the_host
+from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
 from bpfree.rules.common.tangents import forward_mode
 from bpfree.rules.projection.dfa import DFA
 from bpfree.rules.registry import register
@@ -81,7 +81,7 @@ class GrAPE(DFA):
 
     name = "grape"
     trains_sequences = True
-    uncapturable = drawn_on_the_host("its activity perturbations")
+    uncapturable = drawn_from_a_stream("its activity perturbations")
 
     sparsity = Option(0.0, Check("0 (eq. 6 turns every entry of B_l)", lambda v: v == 0))
     feedback_lr = Option(1e-3, POSITIVE)

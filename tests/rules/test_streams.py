@@ -116,3 +116,22 @@ def test_a_draw_seeded_where_used_takes_one_number_of_the_stream_per_tensor(monk
             generator=torch.Generator().manual_seed(seed)
         )
         assert torch.equal(tensor, expected)
+
+
+def test_a_uniform_draw_is_the_streams_or_seeded_by_it(drawn):
+    """On the CPU the stream's generator draws it; where it is used, a generator seeded with
+    the stream's next number. Either way a resumed stream draws it again."""
+    like = torch.empty(0, dtype=torch.float64)
+    stream = RandomStream(seed=5, purpose="test")
+    saved = {k: v.clone() for k, v in stream.state_dict().items()}
+    draw = stream.uniform((4, 6), 0.5, like)
+    generator = seeded_generator(5, "test")  # where the stream starts
+    if drawn == "seeded where used":
+        generator = torch.Generator().manual_seed(
+            int(torch.randint(2**62, (), generator=generator))
+        )
+    expected = torch.empty(4, 6, dtype=like.dtype).uniform_(-0.5, 0.5, generator=generator)
+    assert torch.equal(draw, expected)
+    resumed = RandomStream(seed=0, purpose="other")
+    resumed.load_state_dict(saved)
+    assert torch.equal(resumed.uniform((4, 6), 0.5, like), draw)

@@ -7,9 +7,14 @@ import math
 import torch
 
 
+def he_uniform_bound(weight: torch.Tensor) -> float:
+    """√(6 / fan_in) of a Linear or Conv2d weight: the He-uniform bound."""
+    return math.sqrt(6.0 / weight[0].numel())
+
+
 def he_uniform_like_transposed(weight: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A Wᵀ-shaped tensor drawn like W (uniform in ±√(6 / fan_in)), on W's device and dtype."""
-    bound = math.sqrt(6.0 / weight[0].numel())
+    bound = he_uniform_bound(weight)
     b = torch.empty(weight.shape, dtype=weight.dtype).uniform_(-bound, bound, generator=generator)
     return b.transpose(0, 1).contiguous().to(weight.device)
 

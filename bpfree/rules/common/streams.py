@@ -5,12 +5,12 @@ Every random draw that is part of a rule (feedback matrices, sparsity masks, sig
 magnitudes, mirror noise, forward-gradient tangents, Forward-Forward negatives) comes from a
 ``RandomStream`` seeded by (seed, purpose), never from torch's global generator. The stream is
 a CPU generator whose state is a buffer of the rule, so a resumed run draws what it would have
-drawn. A draw for a CPU tensor comes from it; a Gaussian draw for a tensor on another device
-(``RandomStream.normal``, the large per-step draws: tangents, perturbations, mirror noise) is
-made on that device, by a generator seeded from the stream, so that a GPU step neither draws
-on the host nor copies what it drew: the same stream position gives the same numbers on the
-same kind of device. Dropout masks are not rule draws: they come from torch's global generator,
-like ``nn.Dropout``.
+drawn. A draw for a CPU tensor comes from it; a draw of ``RandomStream.normal`` or ``uniform``
+(the large per-step draws: tangents, perturbations, mirror noise, sign-symmetry magnitudes) for
+a tensor on another device is made on that device, by a generator seeded from the stream, so
+that a GPU step neither draws on the host nor copies what it drew: the same stream position
+gives the same numbers on the same kind of device. Dropout masks are not rule draws: they come
+from torch's global generator, like ``nn.Dropout``.
 """
 
 from __future__ import annotations
@@ -99,6 +99,15 @@ class RandomStream(HostState):
                 draws.append(full[start : start + shape[0]])
         return draws
 
+    def uniform(self, shape: Sequence[int], bound: float, like: torch.Tensor) -> torch.Tensor:
+        """A tensor uniform in ±``bound``, with ``like``'s dtype and device (on another device
+        than the CPU drawn there, as ``normal``)."""
+        out = torch.empty(tuple(shape), dtype=like.dtype, device=like.device)
+        with self.generator() as generator:
+            if drawn_where_used(out.device):
+                generator = seeded_on(out.device, generator)
+            return out.uniform_(-bound, bound, generator=generator)
+
     def normal_(self, tensors: Sequence[torch.Tensor]) -> None:
         """Fill each tensor in place with the numbers ``normal`` would draw for its shape (no
         new memory for a contiguous tensor)."""
@@ -125,8 +134,14 @@ def fill(
     of ``out``, by a generator of that device seeded with one number drawn from ``generator``."""
     if not drawn_where_used(out.device):
         return fill_normal(out, generator, needed)
+    return out.normal_(generator=seeded_on(out.device, generator))
+
+
+def seeded_on(device: torch.device, generator: torch.Generator) -> torch.Generator:
+    """A generator of ``device`` seeded with the next 62-bit number of the stream's
+    ``generator``."""
     seed = int(torch.randint(2**62, (), generator=generator))
-    return out.normal_(generator=torch.Generator(device=out.device).manual_seed(seed))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 # Numbers per block of a large draw. Fixed, so that the numbers do not depend on the threads.

@@ -10,7 +10,7 @@ from torch import nn
 
 from bpfree.core.checks import FRACTION
 from bpfree.rules.common.buffers import BufferList
-from bpfree.rules.common.init import he_uniform_like_transposed
+from bpfree.rules.common.init import he_uniform_bound, he_uniform_like_transposed
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.streams import drawn_from_a_stream, sparse_mask
 from bpfree.rules.feedback.mechanism import FeedbackRule
@@ -98,7 +98,7 @@ class BRSF(SignSymmetry):
 
     def before_step(self, x: torch.Tensor) -> None:
         # Only the layers whose feedback carries errors (all of them before the first step).
-        with self.stream.generator() as generator:
-            for index in self.feedback_inputs or range(len(self.layers)):
-                magnitude = he_uniform_like_transposed(self.layers[index].weight, generator)
-                self.magnitudes[index].copy_(magnitude.abs_())
+        for index in self.feedback_inputs or range(len(self.layers)):
+            weight = self.layers[index].weight  # R_l drawn like W_l, then transposed, as at init
+            drawn = self.stream.uniform(weight.shape, he_uniform_bound(weight), weight)
+            self.magnitudes[index].copy_(drawn.transpose(0, 1).abs_())

@@ -51,9 +51,10 @@ class RandomStream(HostState):
     host (``HostState``).
 
     ``with stream.generator() as g`` gives a CPU generator at the stream's position and advances
-    the stream by what is drawn from it; ``normal(shapes, like)`` draws N(0, I) tensors where
-    ``like`` lives (``fill``: on the CPU a large one in blocks drawn side by side; on another
-    device from a seed the stream gives).
+    the stream by what is drawn from it; ``normal(shapes, like)`` draws N(0, I) tensors and
+    ``uniform(shape, bound, like)`` a uniform one where ``like`` lives (on the CPU by the
+    stream's generator, a large normal draw in blocks side by side; on another device from a
+    seed the stream gives).
     """
 
     def __init__(self, seed: int, purpose: str) -> None:
@@ -121,8 +122,9 @@ class RandomStream(HostState):
 
 
 def drawn_where_used(device: torch.device) -> bool:
-    """Whether a Gaussian draw for ``device`` is made there, from a generator seeded by the
-    stream (any device but the CPU), rather than by the stream's CPU generator itself."""
+    """Whether a draw of ``RandomStream.normal`` or ``uniform`` for ``device`` is made there,
+    from a generator seeded by the stream (any device but the CPU), rather than by the stream's
+    CPU generator itself."""
     return device.type != "cpu"
 
 

@@ -43,15 +43,19 @@ def global_batches(model_name: str, batch: int):
         yield x, torch.randint(0, CLASSES, (batch,), generator=data)
 
 
-def train_cases(replicas, cases: list, batch: int) -> dict:
+def train_cases(replicas, cases: list, batch: int, compiled: bool = False) -> dict:
     """Each case trained for ``STEPS`` steps of global batches of ``batch``: the model's and the
-    rule's state after them, by case."""
+    rule's state after them, by case. ``compiled``: the rule's step through ``torch.compile``
+    (AOT autograd's graph, torch's kernels)."""
     states = {}
     for case in cases:
         rule, model_name, options, optimizer = case
         torch.manual_seed(0)
         model, learner, learner_optimizer = build(rule, model_name, options, optimizer)
-        stepper = DataParallel(learner, learner_optimizer, replicas)
+        step = bpfree.compiled_step(learner, learner_optimizer, backend="aot_eager")
+        stepper = DataParallel(
+            learner, learner_optimizer, replicas, compiled=step if compiled else None
+        )
         for x, y in global_batches(model_name, batch):
             stepper.step(x, y)
         states[repr(case)] = (model.state_dict(), learner.state_dict())

@@ -60,6 +60,19 @@ def test_two_replicas_train_as_one_process_on_the_whole_batch(batch):
             assert_close(first[key][part], second[key][part])  # identical on both replicas
 
 
+def test_two_compiled_replicas_train_as_one_eager_process():
+    """Rules that draw from their streams per sample (their replica's rows of the whole
+    batch's draw) and GrAPE, which sums Ḡ over the replicas inside its step, compiled on 2
+    replicas: the state of one eager process, float64, to 1e-10."""
+    chosen = [(rule, "mlp", {}, "sgd") for rule in ("grape", "fg-activity", "ff")]
+    alone = cases.train_cases(None, chosen, 64)
+    first, second = run_replicas(cases.train_cases, 2, chosen, 64, True)
+    for case in chosen:
+        for part in (0, 1):
+            assert_close(alone[repr(case)][part], first[repr(case)][part])
+            assert_close(first[repr(case)][part], second[repr(case)][part])
+
+
 def test_ff_hybrid_negatives_pair_within_a_replica_but_keep_the_replicas_identical():
     """Hybrid negatives mix two images of the batch, which on a replica means two of its own
     rows: not the one-process step, but every replica holds the same state."""

@@ -1,7 +1,7 @@
 """A rule's random stream: a large draw is made in blocks side by side, with numbers that do not
 depend on the threads, and a stream saved and loaded draws what it would have drawn. The draws
 for a GPU (made there, from a seed the stream gives) are taken on the CPU by making
-``drawn_where_used`` say so."""
+``drawn_where_used`` say so. A compiled graph draws what the eager code draws."""
 
 import pytest
 import torch
@@ -135,3 +135,30 @@ def test_a_uniform_draw_is_the_streams_or_seeded_by_it(drawn):
     resumed = RandomStream(seed=0, purpose="other")
     resumed.load_state_dict(saved)
     assert torch.equal(resumed.uniform((4, 6), 0.5, like), draw)
+
+
+def test_a_compiled_graph_draws_what_the_eager_code_draws(drawn):
+    """Each method of the stream, inside one graph through inductor: the same numbers, and the
+    stream left at the same position (the draws are opaque calls that advance it)."""
+
+    def draws(stream, like, kept):
+        small, rows = stream.normal([(4, 7), (3, 600)], like, rows=(2, 1000))
+        stream.normal_(kept)
+        return [
+            small,
+            rows,
+            *kept,
+            stream.uniform((5, 5), 0.3, like),
+            stream.integers(1, 10, (6,)),
+            stream.permutation(9),
+            *stream.normal([(2, 3)], like),
+        ]
+
+    like = torch.empty(0, dtype=torch.float64)
+    eager, compiled = RandomStream(7, "graph"), RandomStream(7, "graph")
+    kept = [torch.empty(2, 3, dtype=torch.float64), torch.empty(BLOCK + 5, dtype=torch.float64)]
+    expected = [t.clone() for t in draws(eager, like, kept)]
+    got = torch.compile(draws, fullgraph=True)(compiled, like, kept)
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(compiled.state, eager.state)

@@ -215,30 +215,33 @@ def test_projection_rules_train_a_conv_net(rule, data_dir, tmp_path):
 def test_a_compiled_run_of_a_rule_that_cannot_be_captured_trains_as_the_eager_run(
     data_dir, tmp_path, caplog
 ):
-    """--compile reaches the step: GrAPE says why it stays eager and trains what it would."""
-    eager = train(tiny_config(data_dir, tmp_path / "eager", rule="grape"), progress=False)
+    """--compile reaches the step: PFA says why it stays eager and trains what it would."""
+    eager = train(tiny_config(data_dir, tmp_path / "eager", rule="pfa"), progress=False)
     with caplog.at_level("WARNING", logger="bpfree.rules.compiled"):
         compiled = train(
-            tiny_config(data_dir, tmp_path / "compiled", rule="grape", compile=True),
+            tiny_config(data_dir, tmp_path / "compiled", rule="pfa", compile=True),
             progress=False,
         )
-    assert "grape's step runs eagerly, not compiled: it draws" in caplog.text
+    assert "pfa's step runs eagerly, not compiled: it writes R's gradient" in caplog.text
     assert [row["train_loss"] for row in compiled.metrics] == [
         row["train_loss"] for row in eager.metrics
     ]
 
 
-def test_a_compiled_run_resumed_equals_the_uninterrupted_compiled_run(data_dir, tmp_path):
-    """Each epoch's first step is eager in both, and each batch shape its own graph."""
-    config = tiny_config(data_dir, tmp_path / "whole", rule="pepita", compile=True, epochs=2)
+@pytest.mark.parametrize("rule", ["pepita", "grape"])
+def test_a_compiled_run_resumed_equals_the_uninterrupted_compiled_run(rule, data_dir, tmp_path):
+    """Each epoch's first step is eager in both, and each batch shape its own graph; GrAPE's
+    graph advances its stream of perturbations, a buffer of the checkpoint."""
+    config = tiny_config(data_dir, tmp_path / "whole", rule=rule, compile=True, epochs=2)
     train(config, progress=False)
-    parts = tiny_config(data_dir, tmp_path / "parts", rule="pepita", compile=True, epochs=1)
+    parts = tiny_config(data_dir, tmp_path / "parts", rule=rule, compile=True, epochs=1)
     train(parts, progress=False)
     train(dataclass_replace(parts, epochs=2), progress=False)
     whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["training"]
     resumed = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)["training"]
-    for name, value in whole["model"].items():
-        assert torch.equal(resumed["model"][name], value), name
+    for part in ("model", "rule"):
+        for name, value in whole[part].items():
+            assert torch.equal(resumed[part][name], value), name
 
 
 def test_frenkels_conventions_reach_the_run(data_dir, tmp_path):

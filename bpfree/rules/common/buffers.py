@@ -99,3 +99,16 @@ def addmm_into(out: Tensor, mat1: Tensor, mat2: Tensor, *, beta: float, alpha: f
 @torch.library.custom_op("bpfree::addmm_into", mutates_args=("out",))
 def _addmm_into_op(out: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> None:
     torch.addmm(out, mat1, mat2, beta=beta, alpha=alpha, out=out)
+
+
+def add_scaled_(out: Tensor, tensor: Tensor, *, alpha: float) -> Tensor:
+    """out ← out + α tensor, in place; eagerly ``out.add_(tensor, alpha=alpha)``.
+
+    In a compiled graph the product α tensor is made apart: inductor (torch 2.13) folds an add
+    whose operand is a matrix product into one ``addmm`` and drops the add's α (pytorch/pytorch
+    #167313 is the same pattern's ``addmm`` → add + mm direction), so ``out.add_(a @ b,
+    alpha=α)`` would add a @ b unscaled.
+    """
+    if torch.compiler.is_compiling():
+        return out.add_(tensor * alpha)
+    return out.add_(tensor, alpha=alpha)

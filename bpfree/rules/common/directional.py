@@ -48,14 +48,9 @@ def batch_statistics_only(model: nn.Module) -> Iterator[None]:
             module.track_running_stats = True
 
 
-def activity_jvp(
-    model: nn.Module,
-    modules: Sequence[nn.Module],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    directions: Sequence[torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """One forward pass perturbed along u_l (n, *shape_l) at each module's output.
+class ActivityJvp:
+    """``jvp(model, x, y, u)``: one forward pass of ``model`` perturbed along u_l at the output
+    of each of ``modules`` (modules of ``model``).
 
     Each module's output z_l becomes z_l + ε_l, and the per-sample losses ℓ are differentiated
     along ε = u at ε = 0:
@@ -66,12 +61,26 @@ def activity_jvp(
     breaks that (its batch statistics mix the samples), and the cross-sample terms are then
     left out. Running statistics are not updated by this pass.
 
-    Returns: ℓ (n,), d (n,), the output logits (n, c), and each module's input (n, ...).
+    The forward hooks that perturb the outputs are registered once, here, and act only while a
+    call runs: any other forward pass of the model is unchanged, and a compiled step traces the
+    hooks rather than their registration. What a running call keeps is pushed on a list and
+    popped after it, not set on attributes and reset: torch 2.13's compiler, replaying a
+    graph's changes to attributes of such an object, can set a stale value (a tensor for
+    ``None``), which would leave the hooks active after a compiled step.
     """
-    inputs: dict[int, torch.Tensor] = {}
 
-    def perturb(index: int) -> Callable:
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        self.count = len(modules)
+        # (directions, inputs) of the call running
+        self._running: list[tuple[Sequence[torch.Tensor], dict[int, torch.Tensor]]] = []
+        for index, module in enumerate(modules):
+            module.register_forward_hook(self._perturb(index))
+
+    def _perturb(self, index: int) -> Callable:
         def hook(module, args, output):
+            if not self._running:  # a forward pass of anyone else: unchanged
+                return None
+            directions, inputs = self._running[-1]
             inputs[index] = fwAD.unpack_dual(args[0]).primal
             primal, tangent = fwAD.unpack_dual(output)  # z_l + ε_l: ε_l's tangent is u_l
             u = directions[index]
@@ -79,16 +88,25 @@ def activity_jvp(
 
         return hook
 
-    handles = [module.register_forward_hook(perturb(i)) for i, module in enumerate(modules)]
-    try:
-        with torch.no_grad(), batch_statistics_only(model), forward_mode():
-            output = model(x)
-            loss, d = fwAD.unpack_dual(per_sample_loss(output, y))
-            output = fwAD.unpack_dual(output).primal
-    finally:
-        for handle in handles:
-            handle.remove()
-    return loss, d, output, [inputs[i] for i in range(len(modules))]
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        directions: Sequence[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """ℓ (n,), d (n,), the output logits (n, c), and each module's input (n, ...), for
+        the directions u_l (n, *shape_l), one per module."""
+        inputs: dict[int, torch.Tensor] = {}
+        self._running.append((directions, inputs))
+        try:
+            with torch.no_grad(), batch_statistics_only(model), forward_mode():
+                output = model(x)
+                loss, d = fwAD.unpack_dual(per_sample_loss(output, y))
+                output = fwAD.unpack_dual(output).primal
+        finally:
+            self._running.pop()
+        return loss, d, output, [inputs[i] for i in range(self.count)]
 
 
 def activity_gradient(d: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from bpfree.core.checks import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT
-from bpfree.rules.common.buffers import HostState
+from bpfree.rules.common.buffers import HostState, add_scaled_
 from bpfree.rules.common.options import Option
 
 
@@ -19,7 +19,7 @@ def mirror_step_(
     feedback: torch.Tensor, correlation: torch.Tensor, *, lr: float, decay: float, alpha: float
 ) -> torch.Tensor:
     """B ← (1 − η λ) B + α ξᵀ r, in place, for ``correlation`` = ξᵀ r (shaped like B)."""
-    return feedback.mul_(1.0 - lr * decay).add_(correlation, alpha=alpha)
+    return add_scaled_(feedback.mul_(1.0 - lr * decay), correlation, alpha=alpha)
 
 
 class MirrorOptions:

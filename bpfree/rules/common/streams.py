@@ -11,6 +11,11 @@ a tensor on another device is made on that device, by a generator seeded from th
 that a GPU step neither draws on the host nor copies what it drew: the same stream position
 gives the same numbers on the same kind of device. Dropout masks are not rule draws: they come
 from torch's global generator, like ``nn.Dropout``.
+
+In a compiled graph (``torch.compile``, which cannot take a ``torch.Generator`` of the
+program's own) each of the stream's draws is one opaque call, a custom operator that advances
+the stream's state and draws exactly what the eager step draws: a compiled step takes the same
+numbers from the same stream position.
 """
 
 from __future__ import annotations
@@ -25,15 +30,6 @@ from functools import cache
 import torch
 
 from bpfree.rules.common.buffers import HostState
-
-
-def drawn_from_a_stream(what: str) -> str:
-    """Why a rule drawing ``what`` from a ``RandomStream`` cannot be captured in one graph
-    (``Rule.uncapturable``)."""
-    return (
-        f"it draws {what} from its seeded stream, a torch.Generator of its own that a "
-        "compiled graph cannot take"
-    )
 
 
 def seeded_generator(seed: int, purpose: str) -> torch.Generator:
@@ -64,10 +60,8 @@ class RandomStream(HostState):
     @contextmanager
     def generator(self) -> Iterator[torch.Generator]:
         """A CPU generator at the stream's position; the stream advances by what it draws."""
-        generator = torch.Generator()
-        generator.set_state(self.state)
-        yield generator
-        self.state.copy_(generator.get_state())
+        with generator_at(self.state) as generator:
+            yield generator
 
     def normal(
         self,
@@ -84,41 +78,98 @@ class RandomStream(HostState):
         ``BLOCK`` numbers is made whole): a replica does its share of the drawing. On another
         device the whole draw is made, in a fraction of the step.
         """
-        draws = []
+        if torch.compiler.is_compiling():
+            rows = None if rows is None else list(rows)
+            return [
+                torch.ops.bpfree.stream_normal(self.state, list(s), like.dtype, like.device, rows)
+                for s in shapes
+            ]
         with self.generator() as generator:
-            for shape in shapes:
-                shape = tuple(shape)
-                if rows is None:
-                    draws.append(
-                        fill(torch.empty(shape, dtype=like.dtype, device=like.device), generator)
-                    )
-                    continue
-                start, total = rows
-                row = math.prod(shape[1:])
-                full = torch.empty((total, *shape[1:]), dtype=like.dtype, device=like.device)
-                fill(full, generator, needed=(start * row, (start + shape[0]) * row))
-                draws.append(full[start : start + shape[0]])
-        return draws
+            return [draw_normal(generator, tuple(s), like.dtype, like.device, rows) for s in shapes]
 
     def uniform(self, shape: Sequence[int], bound: float, like: torch.Tensor) -> torch.Tensor:
         """A tensor uniform in ±``bound``, with ``like``'s dtype and device (on another device
         than the CPU drawn there, as ``normal``)."""
-        out = torch.empty(tuple(shape), dtype=like.dtype, device=like.device)
+        if torch.compiler.is_compiling():
+            return torch.ops.bpfree.stream_uniform(
+                self.state, list(shape), bound, like.dtype, like.device
+            )
         with self.generator() as generator:
-            if drawn_where_used(out.device):
-                generator = seeded_on(out.device, generator)
-            return out.uniform_(-bound, bound, generator=generator)
+            return draw_uniform(generator, tuple(shape), bound, like.dtype, like.device)
+
+    def integers(self, low: int, high: int, shape: Sequence[int]) -> torch.Tensor:
+        """A CPU int64 tensor uniform in [``low``, ``high``) (``torch.randint``'s numbers)."""
+        if torch.compiler.is_compiling():
+            return torch.ops.bpfree.stream_integers(self.state, low, high, list(shape))
+        with self.generator() as generator:
+            return torch.randint(low, high, tuple(shape), generator=generator)
+
+    def permutation(self, n: int) -> torch.Tensor:
+        """A random order of range(``n``), a CPU int64 tensor (``torch.randperm``'s)."""
+        if torch.compiler.is_compiling():
+            return torch.ops.bpfree.stream_permutation(self.state, n)
+        with self.generator() as generator:
+            return torch.randperm(n, generator=generator)
 
     def normal_(self, tensors: Sequence[torch.Tensor]) -> None:
         """Fill each tensor in place with the numbers ``normal`` would draw for its shape (no
         new memory for a contiguous tensor)."""
+        if torch.compiler.is_compiling():
+            torch.ops.bpfree.stream_normal_(self.state, list(tensors))
+            return
         with self.generator() as generator:
-            for tensor in tensors:
-                if tensor.is_contiguous():
-                    fill(tensor, generator)
-                else:  # drawn in the order of its shape, as ``normal`` draws it
-                    contiguous = torch.empty_like(tensor, memory_format=torch.contiguous_format)
-                    tensor.copy_(fill(contiguous, generator))
+            fill_each(generator, tensors)
+
+
+@contextmanager
+def generator_at(state: torch.Tensor) -> Iterator[torch.Generator]:
+    """A CPU generator at the position ``state`` (a generator's state, uint8); ``state`` is
+    advanced by what it draws."""
+    generator = torch.Generator()
+    generator.set_state(state)
+    yield generator
+    state.copy_(generator.get_state())
+
+
+def draw_normal(
+    generator: torch.Generator,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    rows: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """``RandomStream.normal``'s draw of one shape from the stream's ``generator``."""
+    if rows is None:
+        return fill(torch.empty(shape, dtype=dtype, device=device), generator)
+    start, total = rows
+    row = math.prod(shape[1:])
+    full = torch.empty((total, *shape[1:]), dtype=dtype, device=device)
+    fill(full, generator, needed=(start * row, (start + shape[0]) * row))
+    return full[start : start + shape[0]]
+
+
+def draw_uniform(
+    generator: torch.Generator,
+    shape: tuple[int, ...],
+    bound: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    """``RandomStream.uniform``'s draw from the stream's ``generator``."""
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if drawn_where_used(out.device):
+        generator = seeded_on(out.device, generator)
+    return out.uniform_(-bound, bound, generator=generator)
+
+
+def fill_each(generator: torch.Generator, tensors: Sequence[torch.Tensor]) -> None:
+    """``RandomStream.normal_``'s draws into ``tensors``, in order."""
+    for tensor in tensors:
+        if tensor.is_contiguous():
+            fill(tensor, generator)
+        else:  # drawn in the order of its shape, as ``normal`` draws it
+            contiguous = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+            tensor.copy_(fill(contiguous, generator))
 
 
 def drawn_where_used(device: torch.device) -> bool:
@@ -199,3 +250,71 @@ def sparse_mask(
     (PFA paper Sec. 7), with ``like``'s dtype and device."""
     keep = torch.rand(shape, generator=generator) >= sparsity
     return keep.to(device=like.device, dtype=like.dtype)
+
+
+# The draws of a stream inside a compiled graph: opaque calls that advance the stream's state
+# (a CPU buffer of the rule) and draw exactly what the eager step draws, since torch.compile
+# cannot take a torch.Generator of the program's own.
+
+
+@torch.library.custom_op("bpfree::stream_normal", mutates_args=("state",))
+def _stream_normal(
+    state: torch.Tensor,
+    shape: list[int],
+    dtype: torch.dtype,
+    device: torch.device,
+    rows: list[int] | None,
+) -> torch.Tensor:
+    with generator_at(state) as generator:
+        drawn = draw_normal(generator, tuple(shape), dtype, device, rows)
+    return drawn if drawn.storage_offset() == 0 else drawn.clone()
+
+
+@_stream_normal.register_fake
+def _(state, shape, dtype, device, rows):
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+@torch.library.custom_op("bpfree::stream_uniform", mutates_args=("state",))
+def _stream_uniform(
+    state: torch.Tensor,
+    shape: list[int],
+    bound: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    with generator_at(state) as generator:
+        return draw_uniform(generator, tuple(shape), bound, dtype, device)
+
+
+@_stream_uniform.register_fake
+def _(state, shape, bound, dtype, device):
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
+@torch.library.custom_op("bpfree::stream_normal_", mutates_args=("state", "tensors"))
+def _stream_normal_(state: torch.Tensor, tensors: list[torch.Tensor]) -> None:
+    with generator_at(state) as generator:
+        fill_each(generator, tensors)
+
+
+@torch.library.custom_op("bpfree::stream_integers", mutates_args=("state",))
+def _stream_integers(state: torch.Tensor, low: int, high: int, shape: list[int]) -> torch.Tensor:
+    with generator_at(state) as generator:
+        return torch.randint(low, high, tuple(shape), generator=generator)
+
+
+@_stream_integers.register_fake
+def _(state, low, high, shape):
+    return torch.empty(shape, dtype=torch.long)
+
+
+@torch.library.custom_op("bpfree::stream_permutation", mutates_args=("state",))
+def _stream_permutation(state: torch.Tensor, n: int) -> torch.Tensor:
+    with generator_at(state) as generator:
+        return torch.randperm(n, generator=generator)
+
+
+@_stream_permutation.register_fake
+def _(state, n):
+    return torch.empty(n, dtype=torch.long)

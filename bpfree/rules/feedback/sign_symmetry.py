@@ -12,7 +12,7 @@ from bpfree.core.checks import FRACTION
 from bpfree.rules.common.buffers import BufferList
 from bpfree.rules.common.init import he_uniform_bound, he_uniform_like_transposed
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import drawn_from_a_stream, sparse_mask
+from bpfree.rules.common.streams import sparse_mask
 from bpfree.rules.feedback.mechanism import FeedbackRule
 from bpfree.rules.registry import register
 
@@ -94,7 +94,6 @@ class FRSF(SignSymmetry):
 class BRSF(SignSymmetry):
     __doc__ = SignSymmetry.__doc__
     name = "brsf"
-    uncapturable = drawn_from_a_stream("its feedback magnitudes")
 
     def before_step(self, x: torch.Tensor) -> None:
         # Only the layers whose feedback carries errors (all of them before the first step).

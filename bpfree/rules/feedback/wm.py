@@ -10,7 +10,6 @@ from torch import nn
 from bpfree.rules.common.buffers import BufferList
 from bpfree.rules.common.init import he_uniform_like_transposed
 from bpfree.rules.common.mirror import MirrorOptions, MirrorSchedule, mirror_step_
-from bpfree.rules.common.streams import drawn_from_a_stream
 from bpfree.rules.feedback.mechanism import FeedbackRule
 from bpfree.rules.registry import register
 
@@ -50,7 +49,6 @@ class WM(MirrorOptions, FeedbackRule):
     """
 
     name = "wm"
-    uncapturable = drawn_from_a_stream("the mirror noise")
 
     def __init__(self, model: nn.Module, **options: Any) -> None:
         super().__init__(model, **options)

@@ -12,7 +12,7 @@ from torch import nn
 from bpfree.core.checks import NON_NEGATIVE_INT, SEED, one_of
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.forward_forward.mechanism import (
     SIGNS,
     THRESHOLD,
@@ -96,7 +96,6 @@ class FF(ForwardForwardRule):
     """
 
     name = "ff"
-    uncapturable = drawn_from_a_stream("its negative samples")
 
     negatives = Option("label", one_of("label", "hybrid"))
     threshold = Option(None, THRESHOLD)
@@ -133,14 +132,13 @@ class FF(ForwardForwardRule):
         if self.negatives == "label":
             return self.step_label(x, y, masks)
         image_shape = resolve_image_shape(self.image_shape, batch_shape)
-        with self.stream.generator() as generator:
-            negative = hybrids(
-                x,
-                image_shape,
-                blur_steps=self.blur_steps,
-                generator=generator,
-                rows=self.batch_rows(x.shape[0]),
-            )
+        negative = hybrids(
+            x,
+            image_shape,
+            blur_steps=self.blur_steps,
+            stream=self.stream,
+            rows=self.batch_rows(x.shape[0]),
+        )
         return self.step_hybrid(x, negative, y, masks)
 
     def step_label(
@@ -148,9 +146,8 @@ class FF(ForwardForwardRule):
     ) -> StepResult:
         """Label mode: positive embed(x, y), negative embed(x, ŷ), read off every label's pass."""
         n, c = x.shape[0], self.num_classes
-        with self.stream.generator() as generator:
-            wrong = wrong_labels(y, c, generator, rows=self.batch_rows(n))
-            labels = torch.stack([y, wrong])  # (2, n): y, ŷ
+        wrong = wrong_labels(y, c, self.stream, rows=self.batch_rows(n))
+        labels = torch.stack([y, wrong])  # (2, n): y, ŷ
         rows = torch.arange(n, device=x.device)
         sign = x.new_tensor(SIGNS).unsqueeze(1)
         scores, loss = x.new_zeros(n, c), x.new_zeros(())

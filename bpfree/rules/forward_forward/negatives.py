@@ -5,7 +5,7 @@ its true label, a negative one a wrong label. Unsupervised FF (Sec. 3.2) contras
 hybrids of two images cut by a blurry mask, which share short-range but not long-range
 correlations with real ones.
 
-Draws come from an explicit ``torch.Generator`` (on the CPU) and are moved to the data's device.
+Draws come from the rule's ``RandomStream`` (on the CPU) and are moved to the data's device.
 Index letters: n batch, i features, c classes, h w the image's height and width.
 """
 
@@ -15,6 +15,8 @@ import math
 from collections.abc import Sequence
 
 import torch
+
+from bpfree.rules.common.streams import RandomStream
 
 
 def embed_labels(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -28,7 +30,7 @@ def embed_labels(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Te
 def wrong_labels(
     y: torch.Tensor,
     num_classes: int,
-    generator: torch.Generator,
+    stream: RandomStream,
     rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """A label drawn uniformly among the c − 1 labels that differ from each y (n,).
@@ -36,13 +38,13 @@ def wrong_labels(
     With ``rows`` = (start, total), y are rows start:start + n of a batch of ``total``, and the
     shifts are drawn for the whole batch (as a replica of a data-parallel run must)."""
     start, total = rows if rows is not None else (0, y.shape[0])
-    shift = torch.randint(1, num_classes, (total,), generator=generator)
+    shift = stream.integers(1, num_classes, (total,))
     return (y + shift[start : start + y.shape[0]].to(y.device)) % num_classes
 
 
 def partners(
     n: int,
-    generator: torch.Generator,
+    stream: RandomStream,
     device: torch.device,
     rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
@@ -55,9 +57,10 @@ def partners(
     if n < 2:
         raise ValueError(f"hybrid negatives mix two images of a batch: need n ≥ 2, got n = {n}")
     start, total = rows if rows is not None else (0, n)
-    order = torch.randperm(total, generator=generator)
-    if total != n:
-        order = order[(order >= start) & (order < start + n)] - start
+    order = stream.permutation(total)
+    if total != n:  # the n rows' places in the order: first in a stable sort by "outside"
+        outside = (order < start) | (order >= start + n)
+        order = order[outside.to(torch.uint8).argsort(stable=True)[:n]] - start
     partner = torch.empty_like(order)
     partner[order] = order.roll(-1)
     return partner.to(device)
@@ -72,14 +75,14 @@ def blur(image: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def hybrid_masks(
-    n: int, height: int, width: int, *, blur_steps: int, generator: torch.Generator
+    n: int, height: int, width: int, *, blur_steps: int, stream: RandomStream
 ) -> torch.Tensor:
     """Masks (n, h, w) in {0, 1} with large regions of ones and zeros (Hinton 2022, Sec. 3.2).
 
     A random bit image is blurred ``blur_steps`` times with [1/4, 1/2, 1/4] horizontally and
     vertically, then thresholded at 0.5.
     """
-    mask = torch.randint(0, 2, (n, height, width), generator=generator).to(torch.float32)
+    mask = stream.integers(0, 2, (n, height, width)).to(torch.float32)
     for _ in range(blur_steps):
         mask = blur(blur(mask, 2), 1)
     return (mask > 0.5).to(torch.float32)
@@ -90,7 +93,7 @@ def hybrids(
     image_shape: Sequence[int],
     *,
     blur_steps: int,
-    generator: torch.Generator,
+    stream: RandomStream,
     rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Negative samples (n, i): mask ⊙ x_a + (1 − mask) ⊙ x_b, x_b another image of the batch.
@@ -102,11 +105,11 @@ def hybrids(
     n = x.shape[0]
     start, total = rows if rows is not None else (0, n)
     height, width = image_shape[-2:]
-    mask = hybrid_masks(total, height, width, blur_steps=blur_steps, generator=generator)
+    mask = hybrid_masks(total, height, width, blur_steps=blur_steps, stream=stream)
     channels = [1] * (len(image_shape) - 2)
     mask = mask[start : start + n].to(device=x.device, dtype=x.dtype)
     mask = mask.view(n, *channels, height, width)
-    other = x[partners(n, generator, x.device, rows)].reshape(n, *image_shape)
+    other = x[partners(n, stream, x.device, rows)].reshape(n, *image_shape)
     return torch.lerp(other, x.reshape(n, *image_shape), mask).reshape(n, -1)
 
 

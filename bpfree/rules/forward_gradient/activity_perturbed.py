@@ -9,11 +9,12 @@ from torch import nn
 
 from bpfree.core.checks import POSITIVE_INT, SEED
 from bpfree.rules.base import Rule, StepResult
-from bpfree.rules.common.directional import activity_gradient, activity_jvp
+from bpfree.rules.common.buffers import add_scaled_
+from bpfree.rules.common.directional import ActivityJvp, activity_gradient
 from bpfree.rules.common.layer_math import ConvConfig, layer_config, ops_for
 from bpfree.rules.common.options import Option
 from bpfree.rules.common.probe import output_shapes
-from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.registry import register
 
 
@@ -75,7 +76,6 @@ class FGActivity(Rule):
     """
 
     name = "fg-activity"
-    uncapturable = drawn_from_a_stream("its activity perturbations")
     perturbations = Option(1, POSITIVE_INT)
     seed = Option(0, SEED)
 
@@ -84,6 +84,7 @@ class FGActivity(Rule):
         layers = perturbed_layers(model, self.name)
         self.layers: list[str] = list(layers)
         object.__setattr__(self, "layer_modules", list(layers.values()))
+        object.__setattr__(self, "activity_jvp", ActivityJvp(self.layer_modules))
         self.configs: list[ConvConfig | None] = [layer_config(m) for m in self.layer_modules]
         self.stream = RandomStream(self.seed, self.name)
         self._shapes: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
@@ -102,7 +103,7 @@ class FGActivity(Rule):
         scale = 1.0 / (n * self.perturbations)
         for _ in range(self.perturbations):
             u = self.stream.normal(shapes, reference, rows=self.batch_rows(n))
-            loss, d, output, inputs = activity_jvp(self.model, self.layer_modules, x, y, u)
+            loss, d, output, inputs = self.activity_jvp(self.model, x, y, u)
             with torch.no_grad():
                 for module, config, h, u_l in zip(
                     self.layer_modules, self.configs, inputs, u, strict=True
@@ -115,6 +116,6 @@ class FGActivity(Rule):
     ) -> None:
         """Add scale · (∂/∂W, ∂/∂b) for the output-gradient estimate g and the input h."""
         ops = ops_for(module)
-        module.weight.grad.add_(ops.weight_grad(h, g, module.weight, config), alpha=scale)
+        add_scaled_(module.weight.grad, ops.weight_grad(h, g, module.weight, config), alpha=scale)
         if module.bias is not None:
-            module.bias.grad.add_(ops.bias_grad(g), alpha=scale)
+            add_scaled_(module.bias.grad, ops.bias_grad(g), alpha=scale)

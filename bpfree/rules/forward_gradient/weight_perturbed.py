@@ -12,7 +12,7 @@ from torch import nn
 from bpfree.core.checks import POSITIVE_INT, SEED
 from bpfree.rules.base import Rule, StepResult
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.common.tangents import forward_mode
 from bpfree.rules.registry import register
 
@@ -46,7 +46,6 @@ class FGWeight(Rule):
     """
 
     name = "fg-weight"
-    uncapturable = drawn_from_a_stream("its weight perturbations")
     perturbations = Option(1, POSITIVE_INT)
     seed = Option(0, SEED)
 

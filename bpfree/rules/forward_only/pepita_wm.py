@@ -13,7 +13,7 @@ from bpfree.rules.common.alignment import alignment_of
 from bpfree.rules.common.buffers import BufferList
 from bpfree.rules.common.mirror import MirrorOptions, MirrorSchedule, mirror_step_
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.forward_only.pepita import PEPITA
 from bpfree.rules.registry import register
 
@@ -51,7 +51,6 @@ class PEPITAWeightMirror(MirrorOptions, PEPITA):
     """
 
     name = "pepita-wm"
-    uncapturable = drawn_from_a_stream("the mirror noise")
     walks_conv_nets = False  # F_l is shaped like a dense W_lᵀ
 
     sign = Option(-1, SIGN)

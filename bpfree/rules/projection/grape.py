@@ -13,10 +13,14 @@ from bpfree.core.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Check
 from bpfree.rules.base import StepResult
 from bpfree.rules.common.alignment import angle_degrees, cosine
 from bpfree.rules.common.buffers import BufferList
-from bpfree.rules.common.directional import activity_gradient, activity_jvp, per_sample_loss
+from bpfree.rules.common.directional import (
+    activity_gradient,
+    batch_statistics_only,
+    per_sample_loss,
+)
 from bpfree.rules.common.losses import one_hot
 from bpfree.rules.common.options import Option
-from bpfree.rules.common.streams import RandomStream, drawn_from_a_stream
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.common.tangents import forward_mode
 from bpfree.rules.projection.dfa import DFA
 from bpfree.rules.registry import register
@@ -53,8 +57,8 @@ class GrAPE(DFA):
     The B_l are drawn from N(0, 2/k) (the paper's normal draw, at a He-uniform B's variance).
     The first perturbation's tangent is carried by DFA's own forward pass (forward-mode AD, the
     same dropout masks), so a step costs one forward pass, its tangent and DFA's local
-    backward; each further perturbation adds a tangent pass (``activity_jvp``), which does not
-    move BatchNorm's running statistics (DFA's pass does).
+    backward; each further perturbation adds a tangent pass of its own (no reverse graph),
+    which does not move BatchNorm's running statistics (DFA's pass does).
 
     Args:
         model: an ``nn.Module`` with ``blocks``, or any model with ``points``.
@@ -81,7 +85,6 @@ class GrAPE(DFA):
 
     name = "grape"
     trains_sequences = True
-    uncapturable = drawn_from_a_stream("its activity perturbations")
 
     sparsity = Option(0.0, Check("0 (eq. 6 turns every entry of B_l)", lambda v: v == 0))
     feedback_lr = Option(1e-3, POSITIVE)
@@ -103,12 +106,20 @@ class GrAPE(DFA):
         """The first perturbation rides on DFA's pass (its tangent, forward-mode), the others
         take a tangent pass each; B_l is aligned, then DFA's update runs with it."""
         u = self.directions(x.shape[0])
+        output, hidden, d = self.perturbed_pass(x, y, u)
+        self._align(x, y, first=(u, d.detach(), output.detach()))
+        return self.project(output, hidden, y)
+
+    def perturbed_pass(
+        self, x: torch.Tensor, y: torch.Tensor, u: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """The output, each point's output h_l and d (eq. 4) of a forward pass whose points
+        are perturbed along u_l (forward-mode)."""
         with forward_mode():
             output, hidden = self.forward_captured(x, tangents=u)
             d = fwAD.unpack_dual(per_sample_loss(output, y)).tangent
             output = fwAD.unpack_dual(output).primal
-        self._align(x, y, first=(u, d.detach(), output.detach()))
-        return self.project(output, hidden, y)
+        return output, hidden, d
 
     def align(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Update Ḡ_l and B_l from K forward-gradient passes on (x, y) (a step makes the first
@@ -135,7 +146,8 @@ class GrAPE(DFA):
                 u, d, output = first
             else:
                 u = self.directions(n)
-                _, d, output, _ = activity_jvp(self.model, self.point_modules, x, y, u)
+                with torch.no_grad(), batch_statistics_only(self.model):
+                    output, _, d = self.perturbed_pass(x, y, u)
             with torch.no_grad():
                 e = torch.softmax(output, dim=-1) - one_hot(y, self.num_classes, output.dtype)
                 e = e.reshape(rows, -1)

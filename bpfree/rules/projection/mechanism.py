@@ -123,8 +123,12 @@ def point_shapes(
 class PointCapture:
     """Forward hooks on the injection points, registered once with the rule (a hook added and
     removed at every step would cost as much, and no graph could capture it), active only while
-    ``ProjectionRule.forward_captured`` runs: then each point's output is kept (``captured``),
-    and the next block receives it detached, perturbed along ``tangents`` when given."""
+    ``ProjectionRule.forward_captured`` runs: then each point's output is kept, and the next
+    block receives it detached, perturbed along the pass's tangents when given.
+
+    What a running pass keeps is pushed on a list and popped after it, not set on attributes
+    and reset: torch 2.13's compiler, replaying a graph's changes to attributes of such an
+    object, can set a stale value, which would leave the hooks active after a compiled step."""
 
     def __init__(
         self,
@@ -133,15 +137,16 @@ class PointCapture:
         shapes: Sequence[tuple[int, ...]],
     ) -> None:
         self.points, self.shapes = list(points), list(shapes)
-        self.captured: dict[int, torch.Tensor] | None = None
-        self.tangents: Sequence[torch.Tensor] | None = None
+        # (captured outputs, tangents or None) of the pass running
+        self.running: list[tuple[dict[int, torch.Tensor], Sequence[torch.Tensor] | None]] = []
         for index, module in enumerate(modules):
             module.register_forward_hook(self._hook(index))
 
     def _hook(self, index: int):
         def hook(module, inputs, output):
-            if self.captured is None:  # a forward pass of anyone else: unchanged
+            if not self.running:  # a forward pass of anyone else: unchanged
                 return None
+            captured, tangents = self.running[-1]
             if tuple(output.shape[1:]) != self.shapes[index]:
                 raise ValueError(
                     f"injection point {self.points[index]!r} gave outputs of shape "
@@ -149,11 +154,11 @@ class PointCapture:
                     f"for {self.shapes[index]}; build the rule with an example_input "
                     "of the shape the model is trained on"
                 )
-            self.captured[index] = output
-            if self.tangents is None:
+            captured[index] = output
+            if tangents is None:
                 return output.detach()
             primal, tangent = fwAD.unpack_dual(output)
-            u = self.tangents[index]
+            u = tangents[index]
             return fwAD.make_dual(primal.detach(), u if tangent is None else tangent.detach() + u)
 
         return hook
@@ -242,13 +247,12 @@ class ProjectionRule(Rule):
         is also perturbed along u_l, h_l + ε_l: the tangent (forward-mode) crosses the points,
         so the output's tangent is the directional derivative along every u_l at once.
         """
-        capture = self._capture
-        capture.captured, capture.tangents = {}, tangents
+        captured: dict[int, torch.Tensor] = {}
+        self._capture.running.append((captured, tangents))
         try:
             output = self.model(x)
-            captured = capture.captured
         finally:
-            capture.captured, capture.tangents = None, None
+            self._capture.running.pop()
         if len(captured) != len(self.point_modules):
             missing = [p for i, p in enumerate(self.points) if i not in captured]
             raise RuntimeError(f"injection points never ran in the forward pass: {missing}")

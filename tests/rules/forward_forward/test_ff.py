@@ -7,6 +7,7 @@ from torch import nn
 
 from bpfree.models import MLP
 from bpfree.rules import FF, FFTopDown, build
+from bpfree.rules.common.streams import RandomStream
 from bpfree.rules.forward_forward.negatives import (
     blur,
     embed_labels,
@@ -41,7 +42,7 @@ def naive_ff_grads(model, x_pos, x_neg, masks, thresholds):
 
 
 def step_and_replay(rule, x, y, draw):
-    """Run ``rule.step`` and replay its random draws: the dropout masks and ``draw(generator)``."""
+    """Run ``rule.step`` and replay its random draws: the dropout masks and ``draw(stream)``."""
     state = rule.stream.state.clone() if hasattr(rule, "stream") else None
     torch.manual_seed(5)
     result = rule.step(x, y)
@@ -50,8 +51,7 @@ def step_and_replay(rule, x, y, draw):
     if state is None:
         return result, masks, None
     rule.stream.state.copy_(state)
-    with rule.stream.generator() as generator:
-        return result, masks, draw(generator)
+    return result, masks, draw(rule.stream)
 
 
 def assert_grads(model, expected):
@@ -86,7 +86,7 @@ def test_hybrid_mode_grads_equal_autograd_and_the_head_learns_by_the_delta_rule(
     rule = FF(model, negatives="hybrid", blur_steps=1)
     x, y = torch.rand(9, 3, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 2, 1, 0])
     result, masks, x_neg = step_and_replay(
-        rule, x, y, lambda g: hybrids(x.flatten(1), (3, 4), blur_steps=1, generator=g)
+        rule, x, y, lambda s: hybrids(x.flatten(1), (3, 4), blur_steps=1, stream=s)
     )
     expected, loss, features = naive_ff_grads(model, x.flatten(1), x_neg, masks, rule.thresholds)
     assert_grads(model, expected)
@@ -180,15 +180,15 @@ def test_training_separates_positive_from_negative_goodness(name):
 
 
 def test_hybrid_masks_are_binary_blurry_regions():
-    generator = torch.Generator().manual_seed(0)
-    masks = hybrid_masks(64, 28, 28, blur_steps=6, generator=generator)
+    stream = RandomStream(0, "masks")
+    masks = hybrid_masks(64, 28, 28, blur_steps=6, stream=stream)
     assert set(masks.unique().tolist()) == {0.0, 1.0}
     assert 0.3 < masks.mean() < 0.7
 
     def agreement(m):
         return (m[:, :, 1:] == m[:, :, :-1]).float().mean()
 
-    raw = hybrid_masks(64, 28, 28, blur_steps=0, generator=generator)
+    raw = hybrid_masks(64, 28, 28, blur_steps=0, stream=stream)
     assert agreement(raw) < 0.55 and agreement(masks) > 0.8  # neighbours: 1/2 unblurred
     assert agreement(masks.transpose(1, 2)) > 0.8
     # The filter is [1/4, 1/2, 1/4], edges replicated.
@@ -199,13 +199,13 @@ def test_hybrid_masks_are_binary_blurry_regions():
 
 def test_hybrids_mix_two_different_images_of_the_batch():
     x = torch.arange(6).repeat_interleave(2 * 25).reshape(6, 2, 5, 5).float()  # image k is all k
-    generator = torch.Generator().manual_seed(1)
-    mixed = hybrids(x.flatten(1), (2, 5, 5), blur_steps=2, generator=generator).view(6, 2, 5, 5)
+    stream = RandomStream(1, "hybrids")
+    mixed = hybrids(x.flatten(1), (2, 5, 5), blur_steps=2, stream=stream).view(6, 2, 5, 5)
     for k in range(6):
         values = set(mixed[k].unique().tolist())
         assert k in values and len(values) == 2  # own pixels, and one other image's
         torch.testing.assert_close(mixed[k, 0], mixed[k, 1])  # one mask for all channels
-    order = partners(50, torch.Generator().manual_seed(0), torch.device("cpu"))
+    order = partners(50, RandomStream(0, "partners"), torch.device("cpu"))
     assert sorted(order.tolist()) == list(range(50)) and (order != torch.arange(50)).all()
 
 
@@ -214,7 +214,7 @@ def test_label_embedding_and_wrong_labels():
     embedded = embed_labels(x, y, 4)
     torch.testing.assert_close(embedded[:, :4], F.one_hot(y, 4).float())
     torch.testing.assert_close(embedded[:, 4:], x[:, 4:])
-    wrong = wrong_labels(y, 4, torch.Generator().manual_seed(0))
+    wrong = wrong_labels(y, 4, RandomStream(0, "labels"))
     assert (wrong != y).all() and ((wrong >= 0) & (wrong < 4)).all()
     counts = torch.bincount((wrong - y) % 4, minlength=4)
     assert counts[0] == 0 and counts[1:].min() > 70  # uniform over the 3 wrong labels

@@ -29,13 +29,16 @@ def dropout_masks(
         if not training or layer.dropout == 0.0:
             yield None
             continue
-        keep = 1.0 - layer.dropout
-        shape = (n, layer.out_features)
-        yield (
-            torch.empty(shape, dtype=like.dtype, device=like.device)
-            .bernoulli_(keep, generator=generator)
-            .div_(keep)
-        )
+        yield dropout_mask((n, layer.out_features), 1.0 - layer.dropout, like, generator)
+
+
+def dropout_mask(
+    shape: tuple[int, ...], keep: float, like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Units kept with probability ``keep``, scaled by 1 / keep, with ``like``'s dtype and
+    device."""
+    mask = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return mask.bernoulli_(keep, generator=generator).div_(keep)
 
 
 def replayable_masks(
@@ -45,9 +48,14 @@ def replayable_masks(
     share their masks draw them layer by layer and none is held beyond its layer. Each stream
     has its own generator, so streams may be read interleaved. The seed comes from torch's
     global generator, drawn only where a mask will be (a walk without dropout leaves that
-    generator alone)."""
+    generator alone).
+
+    In a compiled graph the masks are drawn once, by one opaque call from the same seed, and
+    every stream gives them (a graph cannot take a generator of its own)."""
     if not training or all(layer.dropout == 0.0 for layer in layers):
         return lambda: dropout_masks(layers, n, like, training)
+    if torch.compiler.is_compiling():
+        return _drawn_once(layers, n, like)
     seed = int(torch.randint(2**62, ()))
 
     def replay() -> MaskStream:
@@ -55,6 +63,42 @@ def replayable_masks(
         return dropout_masks(layers, n, like, training, generator)
 
     return replay
+
+
+def _drawn_once(
+    layers: Sequence[WalkLayer], n: int, like: torch.Tensor
+) -> Callable[[], MaskStream]:
+    """``replayable_masks`` in a compiled graph: the same seed and masks, drawn once."""
+    seed = torch.randint(2**62, ())
+    dropouts = [layer.dropout for layer in layers if layer.dropout != 0.0]
+    widths = [layer.out_features for layer in layers if layer.dropout != 0.0]
+    drawn = iter(
+        torch.ops.bpfree.seeded_dropout_masks(seed, n, widths, dropouts, like.dtype, like.device)
+    )
+    masks = [None if layer.dropout == 0.0 else next(drawn) for layer in layers]
+    return lambda: iter(masks)
+
+
+@torch.library.custom_op("bpfree::seeded_dropout_masks", mutates_args=())
+def _seeded_dropout_masks(
+    seed: torch.Tensor,
+    n: int,
+    widths: list[int],
+    dropouts: list[float],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> list[torch.Tensor]:
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    like = torch.empty((), dtype=dtype, device=device)
+    return [
+        dropout_mask((n, width), 1.0 - dropout, like, generator)
+        for width, dropout in zip(widths, dropouts, strict=True)
+    ]
+
+
+@_seeded_dropout_masks.register_fake
+def _(seed, n, widths, dropouts, dtype, device):
+    return [torch.empty((n, width), dtype=dtype, device=device) for width in widths]
 
 
 class SharedMasks:

@@ -60,7 +60,7 @@ def assert_compiled_trains_the_eager_weights(rule, backend="inductor", **options
     assert not all(torch.equal(a, b) for a, b in zip(weights, initial, strict=True))
     x, _ = batches()[0]  # the model's own forward pass afterwards: no perturbation left on
     compiled.model.eval(), eager.model.eval()
-    torch.testing.assert_close(compiled.model(x), eager.model(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.model(x), eager.model(x), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("rule", CAPTURED)
@@ -72,11 +72,16 @@ def test_a_compiled_step_trains_the_weights_of_the_eager_step(rule):
 
 @pytest.mark.parametrize(
     ("rule", "options"),
-    [("grape", {"perturbations": 3}), ("fg-weight", {"perturbations": 2})],
+    [
+        ("grape", {"perturbations": 3}),
+        ("fg-activity", {"perturbations": 2}),
+        ("ff", {"negatives": "hybrid"}),
+    ],
 )
-def test_further_perturbations_are_captured_too(rule, options):
-    """GrAPE's further perturbations take tangent passes of their own (``ActivityJvp``), the
-    forward gradients' further directions new draws."""
+def test_the_options_that_draw_more_are_captured_too(rule, options):
+    """GrAPE's further perturbations take tangent passes of their own (through its point
+    hooks), fg-activity's a second pass through its hooks; FF's hybrid negatives draw masks and
+    a permutation of the batch from its stream."""
     assert_compiled_trains_the_eager_weights(rule, **options)
 
 

@@ -31,6 +31,7 @@ from bpfree.bench.suites import (
     partition_rules,
     rule_entry,
 )
+from bpfree.bench.training_step import cannot_train
 from bpfree.core.files import atomic_write, write_text
 from bpfree.data import DataError, Dataset, load_dataset
 from bpfree.parallel import join
@@ -112,6 +113,21 @@ def _check_device(name: str) -> torch.device:
     return device
 
 
+def _check_each_trains_a_setting(
+    entries: list[str], suites: list[BenchSuite], device: torch.device
+) -> None:
+    """A ``ValueError`` for a rule entry that can train none of the suites' models (an option
+    the rule does not take, or a rule for models no suite has); one that trains some is left
+    out of the others' tables with a notice."""
+    settings = [setting for suite in suites for setting in suite.settings]
+    for entry in partition_rules(entries)[0]:
+        reasons = [cannot_train(entry, setting, device) for setting in settings]
+        if all(reasons):
+            raise ValueError(
+                f"--rules {entry!r} trains no model of the suites asked: {reasons[-1]}"
+            )
+
+
 def _mnist(data_dir: str | None, device: torch.device) -> Dataset:
     """MNIST on ``device``, never downloaded: a missing file is a ``DataError`` naming it."""
     return load_dataset("mnist", data_dir, device=device, download=False)
@@ -126,6 +142,8 @@ def _tables(
         rules = args.rules or suite.rules
         for setting in suite.settings:
             times = time_setting(rules, setting, device, args.rounds, args.steps, args.compile)
+            for rule, why in times.untrainable.items():
+                print(f"bpfree bench: {rule} left out of {setting.label}: {why}", file=sys.stderr)
             yield f"suite {suite.name}, " + report.step_time_table(times, args.rounds, args.steps)
     if data is not None:
         entries = args.rules or [r for suite in suites for r in suite.rules]
@@ -146,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
         check_positive(rounds=args.rounds, steps=args.steps)
         device = _check_device(args.device)
         data = _mnist(args.data_dir, device) if args.epoch else None
+        if args.rules and not args.parallel:
+            _check_each_trains_a_setting(args.rules, suites, device)
     except (ValueError, DataError) as error:
         return _error(str(error))
     if args.parallel:

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from bpfree.bench.suites import Setting
-from bpfree.bench.training_step import build_step, random_batch
+from bpfree.bench.training_step import build_step, cannot_train, random_batch
 from bpfree.parallel import DataParallel, Replicas
 
 # The settings the data-parallel benchmark times (the issue's: an MLP at global batch 256 and
@@ -178,11 +178,8 @@ def parallel_tables(
     for setting in settings:
         times = []
         for rule in rules:
-            try:
-                build_step(rule, setting, replicas.device)
-            except ValueError:
-                continue  # the rule does not train this model (BatchNorm, convolutions)
-            times.append(time_parallel(rule, setting, replicas, rounds, steps))
+            if cannot_train(rule, setting, replicas.device) is None:
+                times.append(time_parallel(rule, setting, replicas, rounds, steps))
         if replicas.is_main:
             tables.append(parallel_table(times, setting, replicas.world_size))
     return tables

@@ -10,6 +10,7 @@ from bpfree.bench.step_time import SettingTimes
 from bpfree.rules import get_rule
 
 NOT_IN_BPFREE = "not in bpfree"
+CANNOT_TRAIN = "cannot train this model"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -18,8 +19,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
 
 
-def _missing_rows(rules: Sequence[str], columns: int) -> list[list[str]]:
-    return [[rule, NOT_IN_BPFREE, *["-"] * (columns - 2)] for rule in rules]
+def _missing_rows(rules: Sequence[str], columns: int, why: str = NOT_IN_BPFREE) -> list[list[str]]:
+    return [[rule, why, *["-"] * (columns - 2)] for rule in rules]
+
+
+def _unrun_rows(times: SettingTimes, columns: int) -> list[list[str]]:
+    """The rows of the rules a setting's table names without times: not in bpfree, or unable
+    to train its model."""
+    return _missing_rows(times.missing, columns) + _missing_rows(
+        list(times.untrainable), columns, CANNOT_TRAIN
+    )
 
 
 def step_time_table(times: SettingTimes, rounds: int, steps: int) -> str:
@@ -40,7 +49,7 @@ def step_time_table(times: SettingTimes, rounds: int, steps: int) -> str:
     header = ["rule", "step", "ratio to BP", "samples/s"]
     if times.compiled:
         return f"{title}\n\n" + _with_compiled(times)
-    return f"{title}\n\n" + markdown_table(header, rows + _missing_rows(times.missing, 4))
+    return f"{title}\n\n" + markdown_table(header, rows + _unrun_rows(times, 4))
 
 
 def _with_compiled(times: SettingTimes) -> str:
@@ -72,7 +81,7 @@ def _with_compiled(times: SettingTimes) -> str:
         "compiled / eager",
         "captured",
     ]
-    return markdown_table(header, rows + _missing_rows(times.missing, 7))
+    return markdown_table(header, rows + _unrun_rows(times, 7))
 
 
 def epoch_table(seconds: Mapping[str, float], compiled: Mapping[str, float] | None = None) -> str:

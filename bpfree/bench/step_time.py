@@ -12,12 +12,12 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from bpfree.bench.suites import Setting, partition_rules
-from bpfree.bench.training_step import build_step, random_batch, synchronize
+from bpfree.bench.training_step import build_step, cannot_train, random_batch, synchronize
 from bpfree.core.checks import POSITIVE_INT
 
 WM_MIRROR = "wm mirror"
@@ -37,13 +37,15 @@ class StepTime:
 
 @dataclass(frozen=True)
 class SettingTimes:
-    """The rows of one setting, BP first, and the rules asked for that bpfree does not have;
-    with compiled steps timed too, their rows (ratios to compiled BP) in ``compiled``."""
+    """The rows of one setting, BP first, the rules asked for that bpfree does not have, and
+    those that cannot train the setting's model (rule → why, see ``cannot_train``); with
+    compiled steps timed too, their rows (ratios to compiled BP) in ``compiled``."""
 
     setting: Setting
     rows: tuple[StepTime, ...]
     missing: tuple[str, ...]
     compiled: tuple[StepTime, ...] = ()
+    untrainable: Mapping[str, str] = field(default_factory=dict)
 
 
 def check_positive(**values: int) -> None:
@@ -122,11 +124,18 @@ def time_setting(
     compile: bool = False,
 ) -> SettingTimes:
     """Time ``rules`` (and BP, always) on ``setting``, eagerly and, with ``compile``, compiled;
-    rules bpfree lacks are listed, not run."""
+    rules bpfree lacks, and rules that cannot train the setting's model, are listed, not run."""
     present, missing = partition_rules(rules)
+    reasons = {rule: cannot_train(rule, setting, device) for rule in present}
+    untrainable = {rule: why for rule, why in reasons.items() if why is not None}
+    present = tuple(rule for rule in present if rule not in untrainable)
     medians = median_step_seconds(present, setting, device, rounds, steps, compile)
     compiled = {rule: medians.pop(compiled_name(rule)) for rule in present if compile}
     eager = step_rows(medians, setting.batch)
     return SettingTimes(
-        setting, eager, missing, step_rows(compiled, setting.batch) if compile else ()
+        setting,
+        eager,
+        missing,
+        step_rows(compiled, setting.batch) if compile else (),
+        untrainable,
     )

@@ -11,7 +11,7 @@ import torch
 from bpfree.bench.suites import Setting, rule_entry
 from bpfree.rules import CompiledStep
 from bpfree.rules.compiled import mode_for
-from bpfree.training import TrainConfig, TrainingState
+from bpfree.training import ConfigError, TrainConfig, TrainingState
 
 
 @dataclass
@@ -92,6 +92,17 @@ def build_step(
     x, y = batch if batch is not None else random_batch(setting, device, seed)
     compiled = CompiledStep(state.rule, state.optimizer, mode=mode_for(device)) if compile else None
     return TrainingStep(state, x, y, compiled)
+
+
+def cannot_train(entry: str, setting: Setting, device: torch.device) -> str | None:
+    """Why rule entry ``entry`` cannot train ``setting``'s model (a forward-only rule on a
+    ResNet, a Linear-only rule on convolutions, an option the rule does not take), or None
+    where it can."""
+    try:
+        build_step(entry, setting, device)
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def synchronize(device: torch.device) -> None:

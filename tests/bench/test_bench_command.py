@@ -71,3 +71,37 @@ def test_parallel_outside_torchrun_says_how_to_launch_it(capsys, monkeypatch):
     assert "torchrun --standalone --nproc-per-node 2 -m bpfree bench --parallel" in (
         capsys.readouterr().err
     )
+
+
+def _mlp_and_conv(monkeypatch) -> None:
+    """The foundation suite made of a tiny MLP and PEPITA's conv net on MNIST-sized images."""
+    settings = (Setting("mlp", (12,), 4, (8,)), Setting("pepita-conv", (1, 28, 28), 4))
+    monkeypatch.setitem(SUITES, "foundation", BenchSuite("foundation", ("bp",), settings))
+
+
+def test_a_rule_is_left_out_of_the_models_it_cannot_train_with_a_notice(
+    tmp_path, monkeypatch, capsys
+):
+    _mlp_and_conv(monkeypatch)
+    out_file = tmp_path / "bench.md"
+    argv = ["--rounds", "1", "--steps", "1", "--rules", "pepita-wm", "--out", str(out_file)]
+    assert run(_args(*argv)) == 0
+    out, err = capsys.readouterr()
+    assert out.count("| pepita-wm | ") == 2
+    assert "| pepita-wm | cannot train this model | - | - |" in out
+    assert err.startswith("bpfree bench: pepita-wm left out of pepita-conv")
+    assert "nn.Linear layers only" in err
+    assert out_file.read_text().split() == out.split()
+
+
+def test_a_rule_that_trains_no_model_of_the_suites_is_an_error_before_any_timing(
+    monkeypatch, capsys
+):
+    _mlp_and_conv(monkeypatch)
+    monkeypatch.setitem(
+        SUITES, "conv", BenchSuite("conv", ("bp",), (SUITES["foundation"].settings[1],))
+    )
+    assert run(_args("--suite", "conv", "--rules", "pepita-wm")) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("bpfree bench: error: --rules 'pepita-wm' trains no model")

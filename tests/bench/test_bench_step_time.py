@@ -50,6 +50,14 @@ def test_time_setting_on_a_tiny_mlp():
             assert row.samples_per_second == TINY.batch / row.seconds
 
 
+def test_a_rule_that_cannot_train_the_model_is_listed_with_why_not_timed():
+    conv = Setting("pepita-conv", (1, 28, 28), 4)
+    times = time_setting(["fa", "pepita-wm"], conv, CPU, rounds=1, steps=1)
+    assert [row.rule for row in times.rows] == ["bp", "fa"]
+    assert list(times.untrainable) == ["pepita-wm"]
+    assert "nn.Linear layers only" in times.untrainable["pepita-wm"]
+
+
 @pytest.mark.parametrize("name", ["rounds", "steps"])
 def test_rounds_and_steps_must_be_positive(name):
     counts = {"rounds": 1, "steps": 1, name: 0}

@@ -4,6 +4,8 @@ the weights one node of four trains, and a run whose rank was killed resumes, fr
 which train what two ``torchrun`` ranks train)."""
 
 import importlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -41,17 +43,27 @@ def train_args(data_dir, out, rule="pepita"):
     ]
 
 
-def launch(*torchrun_args, program, timeout=240):
+def launch(*torchrun_args, program):
+    """``torchrun`` in a process group of its own, with its workers."""
     return subprocess.Popen(
         [*TORCHRUN, *torchrun_args, *program],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
 
 
 def finish(process, timeout=240):
-    out, err = process.communicate(timeout=timeout)
+    """The launch's exit status and output; one still running after ``timeout`` seconds is
+    killed with its workers (they would hold their ports through the tests after it) and its
+    output shown."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"torchrun ran past {timeout} s:\n{out}{err}") from None
     return process.returncode, out + err
 
 
@@ -68,6 +80,7 @@ run_replicas, free_port = replicas.run_replicas, replicas.free_port
 def test_two_nodes_of_two_ranks_train_as_one_node_of_four(data_dir, tmp_path):
     port = free_port()
     rendezvous = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    rendezvous += ["--local-addr", "127.0.0.1"]  # the address the nodes' ranks meet at
     nodes = [
         launch(
             "--nnodes",

@@ -158,3 +158,30 @@ def test_a_compiled_step_into_fresh_gradients_trains_the_eager_weights(rule, mon
     for a, b in zip(train(compiled, step), expected, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert asked  # the graph took the fresh path
+
+
+@pytest.mark.parametrize("rule", ["fa", "kp"])
+def test_a_compiled_feedback_step_on_a_conv_net_trains_the_eager_weights(rule, residual_cnn):
+    """Through inductor, on convolutions of every geometry (stride 2 with a row unreached,
+    dilation, groups) with BatchNorm and a residual addition: the graph sends δy through the
+    feedback by a transposed convolution, the eager step by ``convolution_backward``."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 6, 3, 8, 8, generator=generator)
+    y = torch.randint(0, 4, (5, 6), generator=generator)
+    weights = []
+    for compile in (False, True):
+        torch.manual_seed(0)
+        model = residual_cnn(groups=2)
+        rule_ = bpfree.build(rule, model, seed=0)
+        optimizer = bpfree.optimizer(rule_, torch.optim.SGD, lr=0.05, momentum=0.9)
+        step = bpfree.compiled_step(rule_, optimizer) if compile else None
+        for batch, labels in zip(x, y, strict=True):
+            if step is None:
+                rule_.step(batch, labels)
+                optimizer.step()
+            else:
+                step(batch, labels)
+        trained = [*model.parameters(), *rule_.parameters()]  # KP's B too
+        weights.append([p.detach().clone() for p in trained])
+    for a, b in zip(*weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

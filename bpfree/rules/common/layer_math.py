@@ -34,6 +34,14 @@ class LayerOps:
         """δW = the exact weight gradient for the error δy at this layer's output."""
         raise NotImplementedError
 
+    def input_and_weight_grads(
+        self, grad_y, kernel, x, weight, config, *, weight_grad: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(δx through ``kernel`` as ``input_grad``, the exact δW or None without
+        ``weight_grad``): a feedback layer's backward."""
+        grad_w = self.weight_grad(x, grad_y, weight, config) if weight_grad else None
+        return self.input_grad(grad_y, kernel, x, config), grad_w
+
     def bias_grad(self, grad_y) -> torch.Tensor:
         raise NotImplementedError
 
@@ -87,6 +95,17 @@ class Conv2dOps(LayerOps):
 
     def weight_grad(self, x, grad_y, weight, config: ConvConfig):
         return self._backward(grad_y, x, weight, config, (False, True))[1]
+
+    def input_and_weight_grads(self, grad_y, kernel, x, weight, config, *, weight_grad=True):
+        if weight_grad and torch.compiler.is_compiling():
+            # One call, as autograd's own backward of a convolution: δW reads x and δy, not the
+            # kernel. Apart, the input-gradient call takes x too (for its shape), and a graph
+            # that lays x out apart from δy copies δy into x's layout at every layer and step.
+            # Eagerly the two calls, whose numbers the same-weights digests record.
+            return self._backward(grad_y, x, kernel, config, (True, True))
+        return super().input_and_weight_grads(
+            grad_y, kernel, x, weight, config, weight_grad=weight_grad
+        )
 
     def bias_grad(self, grad_y):
         return grad_y.sum((0, 2, 3))

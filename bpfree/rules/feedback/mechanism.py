@@ -42,8 +42,8 @@ EXACT_LAYERS: tuple[type[nn.Module], ...] = (
 )
 SUPPORTED_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
 
-# A feedback path: (δy, x, conv geometry or None, δW or None) -> δx.
-Path = Callable[[torch.Tensor, torch.Tensor, Any, Any], torch.Tensor]
+# A feedback path: (δy, x, conv geometry or None, whether δW is wanted) -> (δx, exact δW or None).
+Path = Callable[[torch.Tensor, torch.Tensor, Any, bool], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 class _FeedbackFunction(torch.autograd.Function):
@@ -59,22 +59,21 @@ class _FeedbackFunction(torch.autograd.Function):
     def backward(ctx, grad_y):
         x, weight = ctx.saved_tensors
         ops, config = ctx.ops, ctx.config
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[1]:
-            grad_w = ops.weight_grad(x, grad_y, weight, config)
-        if ctx.needs_input_grad[0]:
-            grad_x = ctx.path(grad_y, x, config, grad_w)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = ops.bias_grad(grad_y)
+        needs_x, needs_w, needs_b = ctx.needs_input_grad[:3]
+        if needs_x:
+            grad_x, grad_w = ctx.path(grad_y, x, config, needs_w)
+        else:  # x is data: δW alone
+            grad_x, grad_w = None, ops.weight_grad(x, grad_y, weight, config) if needs_w else None
+        grad_b = ops.bias_grad(grad_y) if ctx.has_bias and needs_b else None
         return grad_x, grad_w, grad_b, None, None, None
 
 
 class FeedbackMode(TorchFunctionMode):
     """Inside this context, linear and conv calls on the given weights take their feedback paths.
 
-    ``paths`` maps a weight to ``(ops, path)`` with ``path(δy, x, config, δW) -> δx``; other
-    calls run unchanged. With ``path`` None, a call runs unchanged and ``on_input(weight, x,
-    config)`` is told of it instead.
+    ``paths`` maps a weight to ``(ops, path)`` with ``path(δy, x, config, weight_grad) ->
+    (δx, δW)`` (δW None unless ``weight_grad``); other calls run unchanged. With ``path`` None,
+    a call runs unchanged and ``on_input(weight, x, config)`` is told of it instead.
     """
 
     def __init__(
@@ -169,15 +168,17 @@ class FeedbackRule(Rule):
         raise NotImplementedError
 
     def backward_through(
-        self, index: int, grad_y: torch.Tensor, x: torch.Tensor, config, grad_w
-    ) -> torch.Tensor:
-        """δx of layer ``index``: δy sent through its feedback, δx = δy B̃ (B̃ = feedbackᵀ).
-
-        ``grad_w`` is the layer's exact weight gradient δW, already computed (``None`` when the
-        weight is frozen), for rules whose feedback learns from it.
-        """
+        self, index: int, grad_y: torch.Tensor, x: torch.Tensor, config, weight_grad: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(δx, δW) of layer ``index``: δy sent through its feedback, δx = δy B̃ (B̃ =
+        feedbackᵀ), and the layer's exact weight gradient δW (None unless ``weight_grad``: a
+        frozen weight). A rule whose feedback learns from δW computes it here."""
         ops: LayerOps = self.ops[index]
-        return ops.input_grad(grad_y, ops.transpose(self.feedback(index)), x, config)
+        kernel = ops.transpose(self.feedback(index))
+        weight = self.layers[index].weight
+        return ops.input_and_weight_grads(
+            grad_y, kernel, x, weight, config, weight_grad=weight_grad
+        )
 
     def before_step(self, x: torch.Tensor) -> None:
         """Prepare the feedback of a step on the (checked) batch ``x``."""
@@ -199,10 +200,10 @@ class FeedbackRule(Rule):
         return StepResult(loss.detach(), output.detach())
 
     def _path(self, index: int) -> Path:
-        def path(grad_y, x, config, grad_w):
+        def path(grad_y, x, config, weight_grad):
             if index not in self.feedback_inputs:  # learnt once: a later step writes nothing
                 self.feedback_inputs[index] = (tuple(x.shape), config)
-            return self.backward_through(index, grad_y, x, config, grad_w)
+            return self.backward_through(index, grad_y, x, config, weight_grad)
 
         return path
 

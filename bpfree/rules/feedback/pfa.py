@@ -103,7 +103,7 @@ class PFA(FeedbackRule):
         r, b = self.R[index].detach(), self.B[index]
         return torch.einsum("ik...,ko->io...", r, b)
 
-    def backward_through(self, index, grad_y, x, config, grad_w):
+    def backward_through(self, index, grad_y, x, config, weight_grad):
         """Eqs. 4-6, through ē when the batch is small, else through the product R B.
 
         Both orders give the same numbers. ē = B e costs (positions × k) per input unit, the
@@ -111,21 +111,22 @@ class PFA(FeedbackRule):
         outputs (always, for a convolution), δx = (R B) e and ∇R = x ēᵀ = (B ∇W)ᵀ are cheaper.
         """
         ops, r, b = self.ops[index], self.R[index], self.B[index]
+        weight = self.layers[index].weight
         r_forward = ops.transpose(r.detach())  # R as the kernel of an i → k layer
         positions = grad_y.numel() // grad_y.shape[1 if grad_y.dim() > 2 else -1]
         if positions >= b.shape[1]:
-            if grad_w is None:
-                grad_w = ops.weight_grad(x, grad_y, self.layers[index].weight, config)
+            kernel = ops.transpose(self.feedback(index))
+            grad_x, grad_w = ops.input_and_weight_grads(grad_y, kernel, x, weight, config)
             grad_r = torch.einsum("ko,oi...->ik...", b, grad_w)  # x ēᵀ = (B ∇W)ᵀ (eq. 6)
-            grad_x = ops.input_grad(grad_y, ops.transpose(self.feedback(index)), x, config)
         else:
             e_bar = ops.mix(grad_y, b)  # ē = B e (eq. 4)
             grad_r = ops.transpose(ops.weight_grad(x, e_bar, r_forward, config))  # x ēᵀ (eq. 6)
             grad_x = ops.input_grad(e_bar, r_forward, x, config)  # R ē (eq. 5)
+            grad_w = ops.weight_grad(x, grad_y, weight, config) if weight_grad else None
         if self.sparsity:
             grad_r = grad_r * self.R_masks[index]
         r.grad = grad_r if r.grad is None else r.grad.add_(grad_r)
-        return grad_x
+        return grad_x, grad_w if weight_grad else None
 
 
 @register

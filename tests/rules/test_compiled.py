@@ -185,3 +185,23 @@ def test_a_compiled_feedback_step_on_a_conv_net_trains_the_eager_weights(rule, r
         weights.append([p.detach().clone() for p in trained])
     for a, b in zip(*weights, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_compiled_pepita_step_on_its_conv_net_trains_the_eager_weights():
+    """Inside a graph PEPITA's walk max-pools by inductor's own pooling, eagerly by a maximum
+    over strided slices (``walk.pooling.pooled``): the same values."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(5, 8, 1, 12, 12, generator=generator)
+    y = torch.randint(0, 4, (5, 8), generator=generator)
+    weights = []
+    for compile in (False, True):
+        config = TrainConfig(rule="pepita", model="pepita-conv", lr=0.05, seed=0).resolved()
+        training = TrainingState.from_config(config, input_shape=(1, 12, 12), num_classes=4)
+        step = bpfree.compiled_step(training.rule, training.optimizer) if compile else None
+        torch.manual_seed(1)
+        for batch, labels in zip(x, y, strict=True):
+            training.step(batch, labels) if step is None else step(batch, labels)
+        weights.append([p.detach().clone() for p in training.model.parameters()])
+    assert step.captured
+    for a, b in zip(*weights, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

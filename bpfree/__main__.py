@@ -1,7 +1,5 @@
 """``python -m bpfree``: the ``bpfree`` command."""
 
-import sys
+from bpfree.cli import run
 
-from bpfree.cli import main
-
-sys.exit(main())
+run()

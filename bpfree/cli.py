@@ -14,6 +14,7 @@ from bpfree.cluster import ClusterError
 from bpfree.core.extras import MissingExtra
 from bpfree.data import DataError
 from bpfree.parallel import leave
+from bpfree.parallel.replicas import exit_process
 from bpfree.reproduce import command as reproduce
 from bpfree.sweep import SpecError
 from bpfree.sweep import command as sweep
@@ -70,5 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         leave(finished)  # the process group torchrun's run joined, if any
 
 
+def run() -> None:
+    """The ``bpfree`` and ``python -m bpfree`` commands: ``main``, then exit with its status."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

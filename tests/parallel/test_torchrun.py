@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from bpfree.testing import assert_same
@@ -148,3 +149,17 @@ def test_a_run_with_a_killed_rank_resumes_to_the_weights_of_one_never_killed(dat
     status, output = finish(rerun)
     assert status == 0, output
     assert_same(training_state(tmp_path / "whole"), training_state(out))
+
+
+@pytest.mark.parametrize("launched", [True, False])
+def test_a_replica_ends_with_its_status_and_output_but_without_the_interpreters_teardown(launched):
+    """``exit_process``: a process torchrun started (WORLD_SIZE > 1) skips the teardown in which
+    gloo's threads can abort it, its output flushed; any other exits as ``sys.exit`` does."""
+    code = (
+        "import atexit; atexit.register(print, ' torn down'); print('printed', end='');"
+        "from bpfree.parallel.replicas import exit_process; exit_process(3)"
+    )
+    env = {**os.environ, "WORLD_SIZE": "2" if launched else "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == ("printed" if launched else "printed torn down\n")

@@ -129,7 +129,7 @@ def exit_process(status: int) -> NoReturn:
     the tensors of a finished collective call, which takes the GIL; a thread that asks for the
     GIL while the interpreter finalizes is ended inside that destructor, and the process aborts
     (SIGABRT, "terminate called without an active exception"), so that ``torchrun`` reports a
-    run that finished and wrote every file as failed (about one 4-rank run in 20 on 2 cores).
+    run that finished and wrote every file as failed (one 4-rank run in 3 to 20, on 2 cores).
     Every file a run writes is closed by then."""
     if launched():
         logging.shutdown()

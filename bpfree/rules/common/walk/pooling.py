@@ -12,8 +12,8 @@ def pooled(pool: nn.Module, h: torch.Tensor) -> torch.Tensor:
     padding or dilation) is taken as a maximum over strided slices, rows then columns. A walk
     without autograd needs no argmax, and PyTorch's CPU kernel, which computes one, is several
     times slower (about 25 against 3 ms for 100 × 32 × 28 × 28 maps, one thread); the values
-    are the same. Inside a compiled graph ``pool(h)``: inductor's own pooling kernel, which on
-    the channels-last maps of a graph beats its kernels for the strided slices."""
+    are the same. Inside a compiled graph ``pool(h)``, inductor's own pooling: its code for the
+    strided slices measured slower (docs/results.md, the conv suite compiled)."""
     window = tiling_window(pool)
     if window is None or h.device.type != "cpu" or torch.compiler.is_compiling():
         return pool(h)

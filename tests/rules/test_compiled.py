@@ -163,8 +163,8 @@ def test_a_compiled_step_into_fresh_gradients_trains_the_eager_weights(rule, mon
 @pytest.mark.parametrize("rule", ["fa", "kp"])
 def test_a_compiled_feedback_step_on_a_conv_net_trains_the_eager_weights(rule, residual_cnn):
     """Through inductor, on convolutions of every geometry (stride 2 with a row unreached,
-    dilation, groups) with BatchNorm and a residual addition: the graph sends δy through the
-    feedback by a transposed convolution, the eager step by ``convolution_backward``."""
+    dilation, groups) with BatchNorm and a residual addition: the graph takes a layer's δx and
+    δW in one ``convolution_backward`` call, the eager step in two."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(5, 6, 3, 8, 8, generator=generator)
     y = torch.randint(0, 4, (5, 6), generator=generator)
